@@ -121,7 +121,9 @@ class JF12:
     x_critical_radius_kpc = 4.8
     x_scale_radius_kpc = 2.9
 
-    def __init__(self, disk=True, toroidal_halo=True, x_field=True, south_radius_kpc=16.7):
+    def __init__(
+        self, disk=True, toroidal_halo=True, x_field=True, south_radius_kpc=16.7
+    ):
         self.disk = bool(disk)
         self.toroidal_halo = bool(toroidal_halo)
         self.x_field = bool(x_field)
@@ -145,43 +147,54 @@ class JF12:
         -------
         numpy.ndarray, shape (N, 3)
             The regular field in microgauss, galactocentric Cartesian components;
-            zero beyond 20 kpc from the Galactic centre.
+            zero beyond 20 kpc from the Galactic centre. On the z axis itself (r = 0),
+            where the azimuthal direction is undefined, the horizontal components of the
+            halo are zero.
         """
         positions = _as_positions(positions_kpc)
         field = np.zeros_like(positions)
         radius_sq = np.einsum("ij,ij->i", positions, positions)
-        inside = np.flatnonzero(radius_sq < GALAXY_RADIUS_KPC**2)
-        if inside.size == 0:
-            return field
+        inside = radius_sq < GALAXY_RADIUS_KPC**2
+        if inside.all():
+            field[:, 0], field[:, 1], field[:, 2] = self._field_inside(
+                positions[:, 0], positions[:, 1], positions[:, 2], radius_sq
+            )
+        elif inside.any():
+            index = np.flatnonzero(inside)
+            x, y, z = positions[index].T
+            field[index, 0], field[index, 1], field[index, 2] = self._field_inside(
+                x, y, z, radius_sq[index]
+            )
+        return field
 
-        x, y, z = positions[inside].T
-        r = np.hypot(x, y)
-        safe_r = np.where(r > 0.0, r, 1.0)
-        # At r = 0 the azimuth is taken as 0, as numpy.arctan2(0, 0) does.
-        cos_phi = np.where(r > 0.0, x / safe_r, 1.0)
-        sin_phi = np.where(r > 0.0, y / safe_r, 0.0)
+    def _field_inside(self, x, y, z, radius_sq):
+        """Cartesian components (bx, by, bz) at points within 20 kpc."""
+        r = np.sqrt(x * x + y * y)
+        inverse_r = 1.0 / np.maximum(r, 1e-12)
+        cos_phi = x * inverse_r
+        sin_phi = y * inverse_r
+        disk_to_halo = _logistic(z, self.disk_height_kpc, self.disk_width_kpc)
         b_radial = np.zeros_like(r)
         b_azimuthal = np.zeros_like(r)
         b_z = np.zeros_like(r)
 
-        disk_to_halo = _logistic(z, self.disk_height_kpc, self.disk_width_kpc)
         if self.disk:
-            radial, azimuthal = self._disk(x, y, r, safe_r, disk_to_halo)
+            radial, azimuthal = self._disk(x, y, r, inverse_r, disk_to_halo)
             b_radial += radial
             b_azimuthal += azimuthal
 
-        outside_core = radius_sq[inside] > 1.0
+        # The halo and the X field vanish within 1 kpc of the Galactic centre.
+        outside_core = radius_sq > 1.0
         if self.toroidal_halo:
             b_azimuthal += outside_core * self._toroidal_halo(r, z, disk_to_halo)
         if self.x_field:
-            radial, vertical = self._x_field(r, safe_r, z)
+            radial, vertical = self._x_field(r, inverse_r, z)
             b_radial += outside_core * radial
             b_z += outside_core * vertical
 
-        field[inside, 0] = b_radial * cos_phi - b_azimuthal * sin_phi
-        field[inside, 1] = b_radial * sin_phi + b_azimuthal * cos_phi
-        field[inside, 2] = b_z
-        return field
+        b_x = b_radial * cos_phi - b_azimuthal * sin_phi
+        b_y = b_radial * sin_phi + b_azimuthal * cos_phi
+        return b_x, b_y, b_z
 
     def arm_index(self, positions_kpc):
         """Which spiral arm (0..7) each position belongs to, by its in-plane location.
@@ -189,8 +202,8 @@ class JF12:
         A logarithmic spiral of pitch p through (r, phi) crosses the negative x axis
         (phi = pi) at r exp((pi - phi) tan p); wound back by whole turns (factors of
         exp(2 pi tan p)) until it lies inside the outermost boundary, 15.5 kpc, that
-        crossing radius tells the arm. Defined for all points; physically meaningful
-        where r > 5 kpc.
+        crossing radius tells the arm. Defined for all points off the z axis;
+        physically meaningful where r > 5 kpc.
 
         Parameters
         ----------
@@ -206,46 +219,39 @@ class JF12:
 
     def _arm_index(self, x, y, r):
         tan_pitch = np.tan(self.pitch_rad)
-        phi = np.arctan2(y, x)
-        crossing_kpc = r * np.exp((np.pi - phi) * tan_pitch)
-        outermost_kpc = self.arm_radii_kpc[-1]
-        turns = np.ceil(
-            np.log(np.maximum(crossing_kpc, 1e-300) / outermost_kpc)
-            / (2.0 * np.pi * tan_pitch)
-        )
-        crossing_kpc = crossing_kpc * np.exp(
-            -2.0 * np.pi * tan_pitch * np.maximum(turns, 0.0)
-        )
-        index = np.searchsorted(self.arm_radii_kpc, crossing_kpc, side="right")
+        log_turn = 2.0 * np.pi * tan_pitch
+        log_outermost = np.log(self.arm_radii_kpc[-1])
+        log_crossing = np.log(np.maximum(r, 1e-300)) + (np.pi - np.arctan2(y, x)) * tan_pitch
+        turns = np.maximum(np.ceil((log_crossing - log_outermost) / log_turn), 0.0)
+        log_crossing -= turns * log_turn
+        index = np.searchsorted(np.log(self.arm_radii_kpc), log_crossing, side="right")
         return np.minimum(index, len(self.arm_radii_kpc) - 1)
 
-    def _disk(self, x, y, r, safe_r, disk_to_halo):
+    def _disk(self, x, y, r, inverse_r, disk_to_halo):
         """Radial and azimuthal disk field: ring for 3 < r < 5 kpc, spiral arms beyond."""
         strength = np.zeros_like(r)
-        ring = (r > 3.0) & (r < 5.0)
-        strength[ring] = self.ring_field_microgauss
-        spiral = np.flatnonzero(r >= 5.0)
-        arms = self._arm_index(x[spiral], y[spiral], r[spiral])
-        strength[spiral] = self.arm_field_microgauss[arms]
-        strength *= (5.0 / safe_r) * (1.0 - disk_to_halo)
+        strength[(r > 3.0) & (r < 5.0)] = self.ring_field_microgauss
+        spiral = r >= 5.0
+        index = np.flatnonzero(spiral)
+        arms = self._arm_index(x[index], y[index], r[index])
+        strength[index] = self.arm_field_microgauss[arms]
+        strength *= 5.0 * inverse_r * (1.0 - disk_to_halo)
 
         # The ring is azimuthal; arm fields follow the spiral, tilted by the pitch angle.
-        sin_pitch = np.where(r >= 5.0, np.sin(self.pitch_rad), 0.0)
-        cos_pitch = np.where(r >= 5.0, np.cos(self.pitch_rad), 1.0)
-        return strength * sin_pitch, strength * cos_pitch
+        radial = strength * (spiral * np.sin(self.pitch_rad))
+        azimuthal = strength * np.where(spiral, np.cos(self.pitch_rad), 1.0)
+        return radial, azimuthal
 
     def _toroidal_halo(self, r, z, disk_to_halo):
-        """Azimuthal halo field, JF12 eq. (6)."""
-        north = self.north_field_microgauss * (
-            1.0 - _logistic(r, self.north_radius_kpc, self.halo_width_kpc)
-        )
-        south = self.south_field_microgauss * (
-            1.0 - _logistic(r, self.south_radius_kpc, self.halo_width_kpc)
-        )
-        hemisphere = np.where(z >= 0.0, north, south)
-        return np.exp(-np.abs(z) / self.halo_scale_height_kpc) * disk_to_halo * hemisphere
+        """Azimuthal halo field, JF12 eq. (6): separate north and south tori."""
+        north = z >= 0.0
+        peak = np.where(north, self.north_field_microgauss, self.south_field_microgauss)
+        extent_kpc = np.where(north, self.north_radius_kpc, self.south_radius_kpc)
+        radial_cut = 1.0 - _logistic(r, extent_kpc, self.halo_width_kpc)
+        height = np.exp(-np.abs(z) / self.halo_scale_height_kpc)
+        return peak * radial_cut * height * disk_to_halo
 
-    def _x_field(self, r, safe_r, z):
+    def _x_field(self, r, inverse_r, z):
         """Radial and vertical X field, JF12 eqs. (7)-(10).
 
         A field line starts in the plane at r_p. Beyond the critical footpoint r_Xc the
@@ -255,31 +261,28 @@ class JF12:
         b(r_p) = B_X exp(-r_p / r_X). Both keep the field free of divergence.
         """
         abs_z = np.abs(z)
-        tan_elevation = np.tan(self.x_elevation_rad)
-        critical_r = self.x_critical_radius_kpc + abs_z / tan_elevation
+        cot_elevation = 1.0 / np.tan(self.x_elevation_rad)
+        critical_r = self.x_critical_radius_kpc + abs_z * cot_elevation
         inner = r < critical_r
 
-        footpoint_inner = r * self.x_critical_radius_kpc / critical_r
-        footpoint_outer = r - abs_z / tan_elevation
-        footpoint = np.where(inner, footpoint_inner, footpoint_outer)
-        profile = self.x_field_microgauss * np.exp(-footpoint / self.x_scale_radius_kpc)
-        shrink_inner = (self.x_critical_radius_kpc / critical_r) ** 2
-        shrink_outer = footpoint_outer / safe_r
-        strength = profile * np.where(inner, shrink_inner, shrink_outer)
+        contraction = self.x_critical_radius_kpc / critical_r
+        footpoint = np.where(inner, r * contraction, r - abs_z * cot_elevation)
+        dilution = np.where(inner, contraction * contraction, footpoint * inverse_r)
+        strength = self.x_field_microgauss * np.exp(-footpoint / self.x_scale_radius_kpc)
+        strength *= dilution
 
-        # Inside r_Xc the elevation is that of the line from the footpoint; in the
-        # plane (and on the axis) that line is vertical.
-        horizontal = r - footpoint_inner
-        length = np.hypot(abs_z, horizontal)
-        vertical_line = length == 0.0
-        safe_length = np.where(vertical_line, 1.0, length)
-        sin_inner = np.where(vertical_line, 1.0, abs_z / safe_length)
-        cos_inner = np.where(vertical_line, 0.0, horizontal / safe_length)
-        sin_elev = np.where(inner, sin_inner, np.sin(self.x_elevation_rad))
-        cos_elev = np.where(inner, cos_inner, np.cos(self.x_elevation_rad))
+        # Inside, the line runs from the footpoint through the point; it is vertical in
+        # the plane and on the axis, where that segment has zero length.
+        horizontal = np.where(inner, r - footpoint, np.cos(self.x_elevation_rad))
+        vertical = np.where(inner, abs_z, np.sin(self.x_elevation_rad))
+        length = np.sqrt(horizontal * horizontal + vertical * vertical)
+        on_axis = length == 0.0
+        inverse_length = 1.0 / np.where(on_axis, 1.0, length)
+        cos_elevation = horizontal * inverse_length
+        sin_elevation = np.where(on_axis, 1.0, vertical * inverse_length)
 
         z_sign = np.where(z < 0.0, -1.0, 1.0)
-        return z_sign * strength * cos_elev, strength * sin_elev
+        return z_sign * strength * cos_elevation, strength * sin_elevation
 
 
 class UniformField:
