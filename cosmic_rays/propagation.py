@@ -344,7 +344,7 @@ def backtrack(
     >>> import numpy as np
     >>> d = backtrack(np.array([[0.0, 0.0, 1.0]]), 100.0)
     >>> round(float(np.degrees(deflection_angle([[0.0, 0.0, 1.0]], d)[0])), 1)
-    2.0
+    3.4
     """
     arrival = _unit_vectors(directions, "directions")
     n = len(arrival)
