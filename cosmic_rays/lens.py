@@ -19,10 +19,12 @@ the inverse Jacobian of the lens and break isotropy.
 """
 
 import hashlib
+import itertools
 import json
 import logging
 import os
 import tempfile
+import zipfile
 from pathlib import Path
 
 import healpy as hp
@@ -202,12 +204,11 @@ class Lens:
         counts = np.fromiter((len(n) for n in neighbours), dtype=np.int64,
                              count=len(neighbours))
         pixels = np.fromiter(
-            (p for n in neighbours for p in n), dtype=np.int64, count=int(counts.sum())
+            itertools.chain.from_iterable(neighbours), dtype=np.int64,
+            count=int(counts.sum()),
         )
         owner = np.repeat(np.arange(len(sources)), counts)
-        cosine = np.einsum(
-            "ij,ij->i", self.directions[bin_index, pixels].astype(np.float64), sources[owner]
-        )
+        cosine = np.einsum("ij,ij->i", self.directions[bin_index, pixels], sources[owner])
         weights = self.pixel_area_sr * von_mises_fisher_density(cosine, sigma_rad)
         if exposure is not None:
             weights = weights * np.asarray(exposure)[pixels]
@@ -340,16 +341,35 @@ def load_or_build_lens(nside=64, rigidity_edges_ev=None, field=None, cache_dir=N
 
 
 def _atomic_savez(path, arrays, compressed=False):
-    """np.savez to a temporary file in the same folder, then os.replace onto ``path``."""
+    """Write an .npz to a temporary file in the same folder, then os.replace onto ``path``."""
     path = Path(path)
     descriptor, temporary = tempfile.mkstemp(
         prefix=f".{path.name}.", suffix=".tmp", dir=path.parent
     )
     try:
         with os.fdopen(descriptor, "wb") as handle:
-            (np.savez_compressed if compressed else np.savez)(handle, **arrays)
+            _write_npz(handle, arrays, compressed)
+        # mkstemp creates the file readable by its owner only; give it the usual mode.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)
         os.replace(temporary, path)
     except BaseException:
         if os.path.exists(temporary):
             os.remove(temporary)
         raise
+
+
+def _write_npz(handle, arrays, compressed):
+    """Write arrays as an .npz archive that np.load reads, byte for byte reproducible.
+
+    np.savez stamps each member with the current time; a fixed time stamp makes the same
+    arrays give the same file, so a seed can be checked against a file's checksum.
+    """
+    compression = zipfile.ZIP_DEFLATED if compressed else zipfile.ZIP_STORED
+    with zipfile.ZipFile(handle, "w", compression=compression, allowZip64=True) as archive:
+        for key, value in arrays.items():
+            info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = compression
+            with archive.open(info, "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(value), allow_pickle=False)
