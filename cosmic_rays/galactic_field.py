@@ -16,17 +16,17 @@ section 5 and Table 1, the regular-field rows):
   south of the plane;
 - the "X field": out-of-plane, poloidal field lines, straight in the (r, z) plane.
 
-The disk and the halo are joined by a logistic function in |z|. The field is zero more
-than 20 kpc from the Galactic centre, and the halo and X parts are zero within 1 kpc of it,
-as in the paper and in CRPropa's ``JF12Field``. The code is our own NumPy rendering of the
-published equations.
+The disk and the halo are joined by a logistic function in |z|. The field is zero
+more than 20 kpc from the Galactic centre, and the halo and X parts are zero within
+1 kpc of it, as in the paper and in CRPropa's ``JF12Field``. The code is our own NumPy
+rendering of the published equations.
 """
 
 import numpy as np
 
 __all__ = ["JF12", "UniformField", "larmor_radius_kpc"]
 
-#: Larmor radius in kpc of a particle of rigidity 1 EV (1e18 V) in a field of 1 microgauss:
+#: Larmor radius in kpc of a particle of rigidity 1 EV (1e18 V) in 1 microgauss:
 #: r_L = R / (c B) = 1e18 V / (299 792 458 m/s x 1e-10 T) = 3.3356e19 m = 1.0810 kpc.
 LARMOR_KPC_PER_EV_PER_MICROGAUSS = 1e18 / (299_792_458.0 * 1e-10) / 3.085_677_581e19
 
@@ -66,8 +66,8 @@ def _as_positions(positions_kpc):
         )
     if not np.all(np.isfinite(positions)):
         raise ValueError(
-            "positions_kpc contains NaN or infinite values; expected finite positions in "
-            "kpc: check the trajectory or the input that produced them."
+            "positions_kpc contains NaN or infinite values; expected finite positions "
+            "in kpc: check the trajectory or the input that produced them."
         )
     return positions
 
@@ -221,14 +221,16 @@ class JF12:
         tan_pitch = np.tan(self.pitch_rad)
         log_turn = 2.0 * np.pi * tan_pitch
         log_outermost = np.log(self.arm_radii_kpc[-1])
-        log_crossing = np.log(np.maximum(r, 1e-300)) + (np.pi - np.arctan2(y, x)) * tan_pitch
+        log_crossing = (
+            np.log(np.maximum(r, 1e-300)) + (np.pi - np.arctan2(y, x)) * tan_pitch
+        )
         turns = np.maximum(np.ceil((log_crossing - log_outermost) / log_turn), 0.0)
         log_crossing -= turns * log_turn
         index = np.searchsorted(np.log(self.arm_radii_kpc), log_crossing, side="right")
         return np.minimum(index, len(self.arm_radii_kpc) - 1)
 
     def _disk(self, x, y, r, inverse_r, disk_to_halo):
-        """Radial and azimuthal disk field: ring for 3 < r < 5 kpc, spiral arms beyond."""
+        """Radial and azimuthal disk field: ring at 3 < r < 5 kpc, spiral arms beyond."""
         strength = np.zeros_like(r)
         strength[(r > 3.0) & (r < 5.0)] = self.ring_field_microgauss
         spiral = r >= 5.0
@@ -268,7 +270,9 @@ class JF12:
         contraction = self.x_critical_radius_kpc / critical_r
         footpoint = np.where(inner, r * contraction, r - abs_z * cot_elevation)
         dilution = np.where(inner, contraction * contraction, footpoint * inverse_r)
-        strength = self.x_field_microgauss * np.exp(-footpoint / self.x_scale_radius_kpc)
+        strength = self.x_field_microgauss * np.exp(
+            -footpoint / self.x_scale_radius_kpc
+        )
         strength *= dilution
 
         # Inside, the line runs from the footpoint through the point; it is vertical in

@@ -10,10 +10,11 @@ with s the path length and R = p c / (Z e) ~ E / Z the rigidity. In the units us
 du/ds = u x B / (1.0810 kpc x R / EV), and 1.0810 kpc x (R / EV) / (B / microgauss) is
 the Larmor radius r_L.
 
-Conventions (shared with :mod:`cosmic_rays.galactic_field`): positions are galactocentric,
-in kpc, with Earth at (-8.5, 0, 0); +x points from Earth towards the Galactic centre, +z
-towards the north Galactic pole. An *arrival direction* is the unit vector from Earth
-towards the point on the sky a cosmic ray comes from; its velocity at Earth is minus that.
+Conventions (shared with :mod:`cosmic_rays.galactic_field`): positions are
+galactocentric, in kpc, with Earth at (-8.5, 0, 0); +x points from Earth towards the
+Galactic centre, +z towards the north Galactic pole. An *arrival direction* is the unit
+vector from Earth towards the point on the sky a cosmic ray comes from; its velocity at
+Earth is minus that.
 Rigidities are signed: positive for positively charged nuclei (protons), negative for
 their antiparticles.
 
@@ -88,7 +89,9 @@ def _unit_vectors(vectors, name):
             "the galactic frame: reshape a single vector with np.reshape(v, (1, 3))."
         )
     if not np.all(np.isfinite(array)):
-        raise ValueError(f"{name} contains NaN or infinite values; expected unit vectors.")
+        raise ValueError(
+            f"{name} contains NaN or infinite values; expected unit vectors."
+        )
     norms = np.linalg.norm(array, axis=1)
     if np.any(np.abs(norms - 1.0) > 1e-6):
         worst = norms[np.argmax(np.abs(norms - 1.0))]
@@ -109,7 +112,9 @@ def _per_particle(values, n, name, positive=False):
             "value per particle."
         )
     if not np.all(np.isfinite(array)):
-        raise ValueError(f"{name} contains NaN or infinite values; expected finite ones.")
+        raise ValueError(
+            f"{name} contains NaN or infinite values; expected finite ones."
+        )
     if positive and np.any(array <= 0.0):
         raise ValueError(f"{name} has values <= 0; expected positive values.")
     return array
@@ -124,7 +129,7 @@ def propagate(
     step_kpc=None,
     exit_radius_kpc=GALAXY_RADIUS_KPC,
     max_length_kpc=200.0,
-    chunk_size=32768,
+    chunk_size=8192,
     progress=False,
     return_length=False,
 ):
@@ -176,8 +181,8 @@ def propagate(
     positions = np.asarray(positions_kpc, dtype=float)
     if positions.shape != (n, 3) or not np.all(np.isfinite(positions)):
         raise ValueError(
-            f"positions_kpc has shape {positions.shape}; expected finite values of shape "
-            f"({n}, 3), one galactocentric position in kpc per direction."
+            f"positions_kpc has shape {positions.shape}; expected finite values of "
+            f"shape ({n}, 3), one galactocentric position in kpc per direction."
         )
     rigidity = _per_particle(rigidity_ev, n, "rigidity_ev")
     if np.any(rigidity == 0.0):
@@ -306,7 +311,7 @@ def backtrack(
     step_kpc=None,
     exit_radius_kpc=GALAXY_RADIUS_KPC,
     max_length_kpc=200.0,
-    chunk_size=32768,
+    chunk_size=8192,
     progress=False,
 ):
     """Directions outside the Galaxy that cosmic rays seen at Earth came from.

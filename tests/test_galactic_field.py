@@ -10,8 +10,8 @@ from cosmic_rays.galactic_field import (
     larmor_radius_kpc,
 )
 
-# Reference values from ../shared/DESIGN.md ("Reference values of the JF12 regular field"),
-# the standard JF12 regular field with the published parameters (Table 1 of the paper).
+# Reference values from ../shared/DESIGN.md ("Reference values of the JF12 regular
+# field"): the standard JF12 regular field with the published parameters (Table 1).
 REFERENCE_FIELD = [
     ((-8.5, 0.0, 0.5), (-0.10172, -0.48984, 0.20413)),
     ((-6.0, -2.0, 0.1), (-0.02777, -2.36113, 0.39847)),
@@ -87,9 +87,9 @@ def _divergence_and_scale(field, positions, h=1e-4):
     for axis in range(3):
         offset = np.zeros(3)
         offset[axis] = h
-        derivative = (field(positions + offset)[:, axis] - field(positions - offset)[:, axis]) / (
-            2 * h
-        )
+        derivative = (
+            field(positions + offset)[:, axis] - field(positions - offset)[:, axis]
+        ) / (2 * h)
         divergence += derivative
         scale += np.abs(derivative)
     return divergence, scale

@@ -195,7 +195,9 @@ def test_deflection_angle_is_accurate_for_tiny_and_opposite_angles():
         (np.array([[1.0, 0.0, 0.0]]), np.inf, "finite"),
     ],
 )
-def test_backtrack_refuses_bad_input_with_a_clear_message(directions, rigidity, message):
+def test_backtrack_refuses_bad_input_with_a_clear_message(
+    directions, rigidity, message
+):
     with pytest.raises(ValueError, match=message):
         backtrack(directions, rigidity, UniformField())
 
