@@ -36,7 +36,13 @@ from cosmic_rays.galactic_field import (
     LARMOR_KPC_PER_EV_PER_MICROGAUSS,
 )
 
-__all__ = ["EARTH_POSITION_KPC", "backtrack", "deflection_angle", "propagate"]
+__all__ = [
+    "EARTH_POSITION_KPC",
+    "backtrack",
+    "default_step_kpc",
+    "deflection_angle",
+    "propagate",
+]
 
 logger = logging.getLogger(__name__)
 

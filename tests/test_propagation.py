@@ -12,6 +12,7 @@ from cosmic_rays.galactic_field import (
 from cosmic_rays.propagation import (
     EARTH_POSITION_KPC,
     backtrack,
+    default_step_kpc,
     deflection_angle,
     propagate,
 )
@@ -215,3 +216,15 @@ def test_trapped_particles_are_reported(caplog):
         )
     assert "still inside" in caplog.text
     np.testing.assert_allclose(np.linalg.norm(final, axis=1), 1.0)
+
+
+def test_default_step_error_is_small_against_the_lens_pixel(jf12):
+    # Exit directions with the default step against a step four times finer: the
+    # error must stay far below the ~0.9 degree pixel of the nside-64 lens
+    # (benchmarks/propagation_speed.py measures it on finer grids).
+    directions = _sky_grid(4)
+    coarse = backtrack(directions, 40.0, jf12)
+    fine = backtrack(directions, 40.0, jf12, step_kpc=default_step_kpc(40.0) / 4)
+    error_deg = np.degrees(deflection_angle(coarse, fine))
+    assert np.median(error_deg) < 0.02
+    assert error_deg.max() < 0.5
