@@ -6,8 +6,8 @@ towards the Galactic centre, +z towards the north Galactic pole, and +y complete
 right-handed frame (towards Galactic longitude l = 90 degrees as seen from the Sun).
 Fields are in microgauss.
 
-The model has three parts (Jansson & Farrar 2012, ApJ 757, 14, arXiv:1204.3662,
-section 5 and Table 1, the regular-field rows):
+The model has three parts (Jansson & Farrar 2012, ApJ 757, 14, arXiv:1204.3662;
+parameters from their Table 1, the regular-field rows):
 
 - a thin disk: a purely azimuthal "molecular ring" between 3 and 5 kpc and, beyond
   5 kpc, eight logarithmic spiral arms of pitch angle 11.5 degrees, each with its own
@@ -18,8 +18,9 @@ section 5 and Table 1, the regular-field rows):
 
 The disk and the halo are joined by a logistic function in |z|. The field is zero
 more than 20 kpc from the Galactic centre, and the halo and X parts are zero within
-1 kpc of it, as in the paper and in CRPropa's ``JF12Field``. The code is our own NumPy
-rendering of the published equations.
+1 kpc of it, as in CRPropa's ``JF12Field``, whose conventions (arm boundaries, the sign
+of each part) we follow. The code is our own NumPy rendering of the published
+equations.
 """
 
 import numpy as np
@@ -53,7 +54,7 @@ def larmor_radius_kpc(rigidity_ev, field_microgauss):
 
 
 def _logistic(x, x0, width):
-    """Smooth step L(x; x0, w) = 1 / (1 + exp(-2 (|x| - x0) / w)) of JF12, eq. (5)."""
+    """JF12's smooth step L(x; x0, w) = 1 / (1 + exp(-2 (|x| - x0) / w))."""
     return 1.0 / (1.0 + np.exp(-2.0 * (np.abs(x) - x0) / width))
 
 
@@ -245,7 +246,7 @@ class JF12:
         return radial, azimuthal
 
     def _toroidal_halo(self, r, z, disk_to_halo):
-        """Azimuthal halo field, JF12 eq. (6): separate north and south tori."""
+        """Azimuthal halo field: separate north and south tori."""
         north = z >= 0.0
         peak = np.where(north, self.north_field_microgauss, self.south_field_microgauss)
         extent_kpc = np.where(north, self.north_radius_kpc, self.south_radius_kpc)
@@ -254,7 +255,7 @@ class JF12:
         return peak * radial_cut * height * disk_to_halo
 
     def _x_field(self, r, inverse_r, z):
-        """Radial and vertical X field, JF12 eqs. (7)-(10).
+        """Radial and vertical components of the X field.
 
         A field line starts in the plane at r_p. Beyond the critical footpoint r_Xc the
         lines are straight at the fixed elevation Theta_X0 and the strength goes as

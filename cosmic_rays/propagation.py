@@ -139,7 +139,10 @@ def propagate(
     progress=False,
     return_length=False,
 ):
-    """Integrate du/ds = u x B / (r_L-scale R) for many particles at once.
+    """Integrate du/ds = u x B / (1.0810 kpc x R) for many particles at once.
+
+    Here u is the unit velocity, s the path length in kpc, B the field in microgauss
+    and R the signed rigidity in EV: a positive charge turns along u x B.
 
     Each particle moves until it is farther than ``exit_radius_kpc`` from the Galactic
     centre or has travelled ``max_length_kpc``, whichever comes first. Particles that
@@ -166,7 +169,8 @@ def propagate(
     max_length_kpc : float or array_like, shape (N,)
         Path length after which a particle stops, kpc.
     chunk_size : int
-        Particles integrated together; bounds the memory (about 1 kB per particle).
+        Particles integrated together; bounds the memory (a few hundred bytes per
+        particle) and keeps the working arrays in the processor's cache.
     progress : bool
         Show a tqdm progress bar counting finished trajectories.
     return_length : bool
