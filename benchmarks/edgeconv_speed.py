@@ -1,0 +1,147 @@
+"""Training speed and peak memory of the reference EdgeConv model.
+
+The reference model (issue 2): three EdgeConv layers with k = 8 and kernel widths 8, 16
+and 32, the last one on a dynamic graph; each kernel sends [x_i, x_i - x_j] through three
+times (Dense without bias, ReLU, BatchNormalization); then global average pooling and a
+two-class softmax. It is trained on random sky maps of 500 points.
+
+Usage::
+
+    python benchmarks/edgeconv_speed.py --backend tensorflow --batch-size 64 --steps 30
+
+prints milliseconds per training step (best and median over the timed steps), samples per
+second, and the peak memory of the process (and of the GPU, where one is used).
+"""
+
+import argparse
+import os
+import resource
+import statistics
+import sys
+import time
+
+REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def parse_arguments():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--backend", choices=["tensorflow", "jax", "torch"], default="tensorflow"
+    )
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--points", type=int, default=500)
+    parser.add_argument("--steps", type=int, default=30, help="timed training steps")
+    parser.add_argument(
+        "--warmup", type=int, default=3, help="untimed steps first (tracing, compiling)"
+    )
+    parser.add_argument(
+        "--plain",
+        action="store_true",
+        help="use the plain keras.ops path even where a faster backend path exists",
+    )
+    return parser.parse_args()
+
+
+def kernel_nn(data, nodes=16):
+    from keras import layers
+
+    x_i, x_j = data
+    x = layers.Concatenate(axis=-1)([x_i, layers.Subtract()([x_i, x_j])])
+    for _ in range(3):
+        x = layers.Dense(nodes, use_bias=False, activation="relu")(x)
+        x = layers.BatchNormalization()(x)
+    return x
+
+
+def reference_model(num_points, plain):
+    import keras
+    from keras import layers
+
+    from edgeconv import EdgeConv
+
+    options = {"next_neighbors": 8, "fast_path": not plain}
+    points = keras.Input((num_points, 3))
+    features = keras.Input((num_points, 4))
+    x = EdgeConv(lambda a: kernel_nn(a, nodes=8), **options)([points, features])
+    x = EdgeConv(lambda a: kernel_nn(a, nodes=16), **options)([points, x])
+    x = EdgeConv(lambda a: kernel_nn(a, nodes=32), **options)([x, x])
+    x = layers.GlobalAveragePooling1D()(x)
+    output = layers.Dense(2, activation="softmax")(x)
+    model = keras.Model([points, features], output)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    return model
+
+
+def gpu_peak_mib(backend):
+    """Peak GPU memory in MiB where the backend reports it, else None."""
+    try:
+        if backend == "tensorflow":
+            import tensorflow as tf
+
+            if tf.config.list_physical_devices("GPU"):
+                return tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**20
+        elif backend == "torch":
+            import torch
+
+            if torch.cuda.is_available():
+                return torch.cuda.max_memory_allocated() / 2**20
+        elif backend == "jax":
+            import jax
+
+            device = jax.devices()[0]
+            if device.platform == "gpu":
+                return device.memory_stats()["peak_bytes_in_use"] / 2**20
+    except (KeyError, RuntimeError, AttributeError):
+        return None
+    return None
+
+
+def main():
+    arguments = parse_arguments()
+    os.environ["KERAS_BACKEND"] = arguments.backend
+    sys.path.insert(0, REPOSITORY)
+    import keras
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    shape = (arguments.batch_size, arguments.points)
+    directions = rng.normal(size=shape + (3,))
+    directions /= np.linalg.norm(directions, axis=-1, keepdims=True)
+    energies = rng.uniform(0.95, 1.0, size=shape + (1,))
+    features = np.concatenate([directions, energies], axis=-1).astype("float32")
+    points = features[..., :3].copy()
+    labels = rng.integers(0, 2, size=arguments.batch_size)
+
+    model = reference_model(arguments.points, arguments.plain)
+    for _ in range(arguments.warmup):
+        model.train_on_batch([points, features], labels)
+
+    durations_ms, cpu_ms = [], []
+    for _ in range(arguments.steps):
+        start, cpu_start = time.perf_counter(), time.process_time()
+        loss = model.train_on_batch([points, features], labels)
+        float(np.asarray(loss))
+        durations_ms.append(1e3 * (time.perf_counter() - start))
+        cpu_ms.append(1e3 * (time.process_time() - cpu_start))
+
+    best, median = min(durations_ms), statistics.median(durations_ms)
+    peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    gpu_mib = gpu_peak_mib(arguments.backend)
+    print(
+        f"backend {keras.backend.backend()}, batch {arguments.batch_size}, "
+        f"{arguments.points} points, {'plain' if arguments.plain else 'default'} path, "
+        f"{arguments.steps} steps"
+    )
+    print(f"ms/step: best {best:.0f}, median {median:.0f}")
+    print(
+        f"CPU time per step (all threads, less sensitive to other load): median "
+        f"{statistics.median(cpu_ms):.0f} ms"
+    )
+    print(f"samples/s (median): {1e3 * arguments.batch_size / median:.0f}")
+    print(f"peak RSS: {peak_rss_mib:.0f} MiB")
+    if gpu_mib is not None:
+        print(f"peak GPU memory: {gpu_mib:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,331 @@
+"""EdgeConv, the graph convolution of dynamic graph CNNs, as a Keras 3 layer.
+
+For every point i with features x_i, EdgeConv (Wang et al. 2019, "Dynamic Graph CNN for
+Learning on Point Clouds", ACM Trans. Graph. 38, 146; arXiv:1801.07829) computes
+
+    x'_i = aggregate_{j in kNN(i)} h([x_i, x_j])
+
+where kNN(i) are the k nearest neighbours of point i (the point itself excluded) and h is
+a small neural network, the kernel, shared by all edges. Neighbours are found by the
+Euclidean distance of one tensor (the points) and the kernel reads the features of a
+second one; passing the same tensor twice makes the graph dynamic, rebuilt from learned
+features in every layer.
+
+This file depends on ``keras`` and ``numpy`` only, so it can be downloaded on its own::
+
+    from edgeconv import EdgeConv
+    y = EdgeConv(lambda a: kernel_nn(a, nodes=8), next_neighbors=5)([points, features])
+"""
+
+import logging
+
+import keras
+import numpy as np
+from keras import ops
+
+__all__ = ["EdgeConv", "AGGREGATIONS"]
+
+logger = logging.getLogger(__name__)
+
+AGGREGATIONS = {"mean": ops.mean, "max": ops.max, "sum": ops.sum}
+
+
+def _pairwise_squared_distances(points):
+    """Squared Euclidean distances |p_a - p_b|^2 between all points of each sample.
+
+    Uses |a|^2 - 2 a.b + |b|^2, one batched matrix product instead of a (B, P, P, D)
+    difference tensor.
+
+    Parameters
+    ----------
+    points : tensor, shape (B, P, D)
+
+    Returns
+    -------
+    tensor, shape (B, P, P)
+    """
+    squared_norms = ops.sum(ops.square(points), axis=-1)
+    products = ops.matmul(points, ops.transpose(points, (0, 2, 1)))
+    return (
+        ops.expand_dims(squared_norms, 2)
+        - 2.0 * products
+        + ops.expand_dims(squared_norms, 1)
+    )
+
+
+def nearest_neighbors(points, k):
+    """Indices of the k nearest points of every point, the point itself excluded.
+
+    The diagonal of the distance matrix is set to infinity before the search, so a point
+    never counts as its own neighbour, even when another point coincides with it.
+
+    Parameters
+    ----------
+    points : tensor, shape (B, P, D)
+        Coordinates that define the graph.
+    k : int
+        Number of neighbours, 1 <= k < P.
+
+    Returns
+    -------
+    int32 tensor, shape (B, P, k)
+        ``indices[b, i]`` are the neighbours of point i in sample b, nearest first.
+    """
+    points = ops.stop_gradient(points)
+    distances = _pairwise_squared_distances(points)
+    num_points = ops.shape(points)[1]
+    position = ops.arange(num_points)
+    is_self = ops.expand_dims(position, 1) == ops.expand_dims(position, 0)
+    distances = ops.where(is_self, ops.cast(np.inf, distances.dtype), distances)
+    _, indices = ops.top_k(-distances, k)
+    return ops.cast(indices, "int32")
+
+
+def _gather_neighbors(features, indices):
+    """Features of every neighbour, one row per edge.
+
+    Parameters
+    ----------
+    features : tensor, shape (B, P, C)
+    indices : int32 tensor, shape (B, P, k)
+
+    Returns
+    -------
+    tensor, shape (B * P * k, C)
+        Row (b * P + i) * k + n holds the features of neighbour n of point i in sample b.
+    """
+    batch_size, num_points, width = ops.shape(features)
+    flat_features = ops.reshape(features, (-1, width))
+    offsets = ops.reshape(ops.arange(batch_size, dtype="int32") * num_points, (-1, 1, 1))
+    flat_indices = ops.reshape(indices + offsets, (-1,))
+    return ops.take(flat_features, flat_indices, axis=0)
+
+
+@keras.saving.register_keras_serializable(package="edgeconv")
+class EdgeConv(keras.layers.Layer):
+    r"""Edge convolution on the k-nearest-neighbour graph of a point cloud.
+
+    .. math::
+
+        x'_i = \mathop{\mathrm{aggregate}}_{j \in \mathrm{kNN}(i)} h_\Theta(x_i, x_j)
+
+    (Wang et al. 2019, arXiv:1801.07829). The graph connects every point to its k nearest
+    neighbours by Euclidean distance of the first input, itself excluded; the kernel
+    h_Theta reads the features of the second input.
+
+    Parameters
+    ----------
+    kernel_func : callable or keras.Model
+        ``kernel_func([x_i, x_j])`` receives two Keras tensors of shape (None, C), the
+        features of a central point and of one neighbour, and returns one Keras tensor of
+        shape (None, C'). It may use any Keras layers and ``keras.ops``. The layer turns it
+        into a ``keras.Model`` when it is built and exposes that model as ``kernel_func``.
+    next_neighbors : int, default 8
+        k, the number of neighbours of every point.
+    aggregation : {"mean", "max", "sum"}, default "mean"
+        How the k edge outputs of a point are combined.
+    **kwargs
+        Passed to ``keras.layers.Layer`` (``name``, ``dtype``, ...).
+
+    Inputs
+    ------
+    ``[points, features]`` with shapes (B, P, D) and (B, P, C), or one tensor (B, P, C)
+    that serves as both.
+
+    Outputs
+    -------
+    tensor of shape (B, P, C').
+    """
+
+    def __init__(
+        self, kernel_func, next_neighbors=8, aggregation="mean", fast_path=True, **kwargs
+    ):
+        super().__init__(**kwargs)
+        if isinstance(next_neighbors, bool) or not isinstance(
+            next_neighbors, (int, np.integer)
+        ):
+            raise TypeError(
+                f"EdgeConv got next_neighbors={next_neighbors!r}; expected a positive "
+                "integer, the number of neighbours of every point."
+            )
+        if next_neighbors < 1:
+            raise ValueError(
+                f"EdgeConv got next_neighbors={next_neighbors}; expected at least 1."
+            )
+        if aggregation not in AGGREGATIONS:
+            raise ValueError(
+                f"EdgeConv got aggregation={aggregation!r}; expected one of "
+                f"{sorted(AGGREGATIONS)}."
+            )
+        if not callable(kernel_func):
+            raise TypeError(
+                f"EdgeConv got kernel_func={kernel_func!r}; expected a function that "
+                "maps [x_i, x_j] (Keras tensors) to a Keras tensor, or a keras.Model."
+            )
+        self.next_neighbors = int(next_neighbors)
+        self.aggregation = aggregation
+        self.fast_path = bool(fast_path)
+        self._compiled_aggregate = None
+        if isinstance(kernel_func, keras.Model):
+            self.kernel_func = kernel_func
+        else:
+            self._kernel_builder = kernel_func
+            self.kernel_func = None
+
+    def _split_shapes(self, input_shape):
+        if isinstance(input_shape, (list, tuple)) and input_shape and isinstance(
+            input_shape[0], (list, tuple)
+        ):
+            if len(input_shape) != 2:
+                raise ValueError(
+                    f"EdgeConv {self.name} got {len(input_shape)} inputs; expected "
+                    "[points, features] or one tensor that serves as both."
+                )
+            return tuple(input_shape[0]), tuple(input_shape[1])
+        return tuple(input_shape), tuple(input_shape)
+
+    def _check_shapes(self, points_shape, features_shape):
+        for role, shape in (("points", points_shape), ("features", features_shape)):
+            if len(shape) != 3:
+                raise ValueError(
+                    f"EdgeConv {self.name} got {role} of shape {shape} (rank "
+                    f"{len(shape)}); expected rank 3, (batch, points, channels). Add "
+                    "the batch axis, e.g. x[None] for a single sample."
+                )
+        for axis, what in ((0, "batch size"), (1, "number of points")):
+            a, b = points_shape[axis], features_shape[axis]
+            if a is not None and b is not None and a != b:
+                raise ValueError(
+                    f"EdgeConv {self.name} got points of shape {points_shape} and "
+                    f"features of shape {features_shape}; expected the same {what} in "
+                    "both, one row of features per point."
+                )
+        num_points = points_shape[1] if points_shape[1] is not None else features_shape[1]
+        if num_points is not None and self.next_neighbors >= num_points:
+            raise ValueError(
+                f"EdgeConv {self.name} has next_neighbors={self.next_neighbors} but the "
+                f"input has only {num_points} points; expected next_neighbors < number "
+                "of points (a point is not its own neighbour). Lower next_neighbors."
+            )
+
+    def _build_kernel(self, width):
+        x_i = keras.Input((width,), name="x_i")
+        x_j = keras.Input((width,), name="x_j")
+        output = self._kernel_builder([x_i, x_j])
+        if not keras.utils.is_keras_tensor(output):
+            raise TypeError(
+                f"The kernel_func of EdgeConv {self.name} returned {type(output)}; "
+                "expected one Keras tensor of shape (None, channels) built from the "
+                "[x_i, x_j] it received."
+            )
+        if len(output.shape) != 2:
+            raise ValueError(
+                f"The kernel_func of EdgeConv {self.name} returned shape {output.shape}; "
+                "expected rank 2, (None, channels): one output vector per edge."
+            )
+        return keras.Model([x_i, x_j], output, name=f"{self.name}_kernel")
+
+    def build(self, input_shape):
+        points_shape, features_shape = self._split_shapes(input_shape)
+        self._check_shapes(points_shape, features_shape)
+        width = features_shape[-1]
+        if self.kernel_func is None:
+            self.kernel_func = self._build_kernel(width)
+        else:
+            expected = [(None, width), (None, width)]
+            got = [tuple(t.shape) for t in self.kernel_func.inputs]
+            if got != expected:
+                raise ValueError(
+                    f"The kernel model of EdgeConv {self.name} takes inputs of shapes "
+                    f"{got}; the features have {width} channels, so expected {expected}."
+                )
+        if len(self.kernel_func.outputs) != 1 or len(self.kernel_func.outputs[0].shape) != 2:
+            raise ValueError(
+                f"The kernel model of EdgeConv {self.name} has outputs "
+                f"{[tuple(t.shape) for t in self.kernel_func.outputs]}; expected one "
+                "output of rank 2, (None, channels)."
+            )
+
+    def compute_output_shape(self, input_shape):
+        points_shape, features_shape = self._split_shapes(input_shape)
+        channels = self.kernel_func.outputs[0].shape[-1]
+        return (points_shape[0], points_shape[1], channels)
+
+    def _split_inputs(self, inputs):
+        if isinstance(inputs, (list, tuple)):
+            if len(inputs) != 2:
+                raise ValueError(
+                    f"EdgeConv {self.name} got {len(inputs)} inputs; expected "
+                    "[points, features] or one tensor that serves as both."
+                )
+            return inputs[0], inputs[1]
+        return inputs, inputs
+
+    def neighbors(self, points):
+        """Indices of the neighbours this layer connects, for the given points.
+
+        Parameters
+        ----------
+        points : array or tensor, shape (B, P, D)
+            The first input of the layer (for a dynamic layer, its input features).
+
+        Returns
+        -------
+        int32 tensor, shape (B, P, k)
+            Computed by the same function as the layer's own call, nearest first.
+        """
+        points = ops.convert_to_tensor(points)
+        shape = tuple(points.shape)
+        self._check_shapes(shape, shape)
+        return nearest_neighbors(points, self.next_neighbors)
+
+    def _aggregate_edges(self, features, indices, training=None):
+        """Apply the kernel to every edge and aggregate over the neighbours of a point."""
+        batch_size, num_points, width = ops.shape(features)
+        k = self.next_neighbors
+        x_i = ops.repeat(ops.reshape(features, (-1, width)), k, axis=0)
+        x_j = _gather_neighbors(features, indices)
+
+        edges = self.kernel_func([x_i, x_j], training=training)
+
+        edges = ops.reshape(edges, (batch_size, num_points, k, edges.shape[-1]))
+        return AGGREGATIONS[self.aggregation](edges, axis=2)
+
+    def call(self, inputs, training=None):
+        points, features = self._split_inputs(inputs)
+        self._check_shapes(tuple(points.shape), tuple(features.shape))
+        indices = nearest_neighbors(points, self.next_neighbors)
+        if self.fast_path and keras.backend.backend() == "tensorflow":
+            if self._compiled_aggregate is None:
+                import tensorflow as tf
+
+                self._compiled_aggregate = tf.function(
+                    self._aggregate_edges, jit_compile=True, reduce_retracing=True
+                )
+            return self._compiled_aggregate(features, indices, training=training)
+        return self._aggregate_edges(features, indices, training=training)
+
+    def get_config(self):
+        if self.kernel_func is None:
+            raise ValueError(
+                f"EdgeConv {self.name} cannot be saved before it is built: its kernel is "
+                "still a Python function. Call the layer on inputs first."
+            )
+        config = super().get_config()
+        config.update(
+            {
+                "kernel_func": keras.saving.serialize_keras_object(self.kernel_func),
+                "next_neighbors": self.next_neighbors,
+                "aggregation": self.aggregation,
+                "fast_path": self.fast_path,
+            }
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["kernel_func"] = keras.saving.deserialize_keras_object(
+            config["kernel_func"]
+        )
+        return cls(**config)
