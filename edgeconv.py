@@ -30,11 +30,31 @@ logger = logging.getLogger(__name__)
 AGGREGATIONS = {"mean": ops.mean, "max": ops.max, "sum": ops.sum}
 
 
-def _pairwise_squared_distances(points):
-    """Squared Euclidean distances |p_a - p_b|^2 between all points of each sample.
+def _xla(function):
+    """``function`` compiled with XLA on the TensorFlow backend, else unchanged.
 
-    Uses |a|^2 - 2 a.b + |b|^2, one batched matrix product instead of a (B, P, P, D)
-    difference tensor.
+    XLA fuses the element-wise operations around a matrix product into a few loops, on the
+    CPU as on a GPU. It is kept away from top_k, which it runs many times slower on a CPU
+    than TensorFlow's own kernel.
+    """
+    if keras.backend.backend() != "tensorflow":
+        return function
+    if function not in _XLA_CACHE:
+        import tensorflow as tf
+
+        _XLA_CACHE[function] = tf.function(function, jit_compile=True)
+    return _XLA_CACHE[function]
+
+
+_XLA_CACHE = {}
+
+
+def _closeness(points):
+    """Minus the squared Euclidean distances between all points of each sample.
+
+    Larger is nearer. The distances come from |a|^2 - 2 a.b + |b|^2, one batched matrix
+    product instead of a (B, P, P, D) difference tensor. The diagonal is minus infinity,
+    so a point is never its own neighbour, even when another point coincides with it.
 
     Parameters
     ----------
@@ -46,18 +66,88 @@ def _pairwise_squared_distances(points):
     """
     squared_norms = ops.sum(ops.square(points), axis=-1)
     products = ops.matmul(points, ops.transpose(points, (0, 2, 1)))
-    return (
-        ops.expand_dims(squared_norms, 2)
-        - 2.0 * products
-        + ops.expand_dims(squared_norms, 1)
+    closeness = (
+        2.0 * products
+        - ops.expand_dims(squared_norms, 2)
+        - ops.expand_dims(squared_norms, 1)
     )
+    position = ops.arange(ops.shape(points)[1], dtype="int32")
+    is_self = ops.expand_dims(position, 1) == ops.expand_dims(position, 0)
+    return ops.where(is_self, ops.cast(-np.inf, closeness.dtype), closeness)
 
 
-def nearest_neighbors(points, k):
+def _blocks_and_maxima(points, block_size):
+    """Closeness split into blocks of consecutive points, and the maximum of each block.
+
+    Returns
+    -------
+    blocks : tensor, shape (B * P, ceil(P / block_size), block_size)
+        Padded with minus infinity.
+    maxima : tensor, shape (B * P, ceil(P / block_size))
+    """
+    closeness = _closeness(points)
+    num_points = closeness.shape[-1]
+    num_blocks = -(-num_points // block_size)
+    padding = num_blocks * block_size - num_points
+    closeness = ops.pad(
+        closeness, ((0, 0), (0, 0), (0, padding)), constant_values=-np.inf
+    )
+    blocks = ops.reshape(closeness, (-1, num_blocks, block_size))
+    return blocks, ops.max(blocks, axis=-1)
+
+
+def _rows_take(table, columns):
+    """``table[r, columns[r, n]]`` for every row r, as one flat gather.
+
+    ``take_along_axis`` would be the obvious call, but on TensorFlow it materialises a
+    broadcast of the indices; a flat gather does not.
+
+    Parameters
+    ----------
+    table : tensor, shape (R, N, ...)
+    columns : int32 tensor, shape (R, M)
+
+    Returns
+    -------
+    tensor, shape (R * M, ...)
+    """
+    num_rows, num_columns = ops.shape(table)[0], ops.shape(table)[1]
+    flat_table = ops.reshape(table, (-1,) + tuple(table.shape[2:]))
+    rows = ops.expand_dims(ops.arange(num_rows, dtype="int32") * num_columns, 1)
+    return ops.take(flat_table, ops.reshape(rows + columns, (-1,)), axis=0)
+
+
+def _candidates(blocks, best_blocks, k, block_size):
+    """Closeness of every point in the chosen blocks, shape (B * P, k * block_size)."""
+    return ops.reshape(_rows_take(blocks, best_blocks), (-1, k * block_size))
+
+
+def _candidate_points(best_blocks, best_candidates, k, block_size):
+    """Point index of every chosen candidate, shape (B * P, k)."""
+    block = _rows_take(best_blocks, best_candidates // block_size)
+    return ops.reshape(block, (-1, k)) * block_size + best_candidates % block_size
+
+
+def search_block_size(num_points, k):
+    """Block size of the two-stage neighbour search, 1 for a direct search.
+
+    Blocks of b points leave top_k two short searches, over P / b block maxima and over
+    k * b candidates, instead of one over P points; b = sqrt(P / k) balances the two.
+    """
+    if num_points is None:
+        return 1
+    block_size = int(np.sqrt(num_points / k))
+    return block_size if block_size >= 2 else 1
+
+
+def nearest_neighbors(points, k, block_size=None, fast_path=True):
     """Indices of the k nearest points of every point, the point itself excluded.
 
-    The diagonal of the distance matrix is set to infinity before the search, so a point
-    never counts as its own neighbour, even when another point coincides with it.
+    The search is exact. With ``block_size`` b > 1 it runs in two stages: the points are
+    split into blocks of b consecutive points, the k blocks with the nearest members are
+    chosen, and the k nearest points are searched among their k * b members. Any of the
+    k nearest points lies in a chosen block: were its block not chosen, k chosen blocks
+    would each hold a point at least as near, and it would not be among the k nearest.
 
     Parameters
     ----------
@@ -65,20 +155,35 @@ def nearest_neighbors(points, k):
         Coordinates that define the graph.
     k : int
         Number of neighbours, 1 <= k < P.
+    block_size : int, optional
+        Points per block; 1 searches all points at once. Default: ``search_block_size``.
+    fast_path : bool, default True
+        On TensorFlow, compile the steps around top_k with XLA.
 
     Returns
     -------
     int32 tensor, shape (B, P, k)
         ``indices[b, i]`` are the neighbours of point i in sample b, nearest first.
     """
+    compiled = _xla if fast_path else (lambda function: function)
     points = ops.stop_gradient(points)
-    distances = _pairwise_squared_distances(points)
-    num_points = ops.shape(points)[1]
-    position = ops.arange(num_points)
-    is_self = ops.expand_dims(position, 1) == ops.expand_dims(position, 0)
-    distances = ops.where(is_self, ops.cast(np.inf, distances.dtype), distances)
-    _, indices = ops.top_k(-distances, k)
-    return ops.cast(indices, "int32")
+    batch_size, num_points = ops.shape(points)[0], ops.shape(points)[1]
+    if block_size is None:
+        block_size = search_block_size(points.shape[1], k)
+
+    if block_size == 1:
+        _, indices = ops.top_k(compiled(_closeness)(points), k)
+        return ops.cast(indices, "int32")
+
+    blocks, maxima = compiled(_blocks_and_maxima)(points, block_size)
+    _, best_blocks = ops.top_k(maxima, k)
+    best_blocks = ops.cast(best_blocks, "int32")
+    candidates = compiled(_candidates)(blocks, best_blocks, k, block_size)
+    _, best_candidates = ops.top_k(candidates, k)
+    indices = compiled(_candidate_points)(
+        best_blocks, ops.cast(best_candidates, "int32"), k, block_size
+    )
+    return ops.reshape(indices, (batch_size, num_points, k))
 
 
 def _gather_neighbors(features, indices):
@@ -99,6 +204,14 @@ def _gather_neighbors(features, indices):
     offsets = ops.reshape(ops.arange(batch_size, dtype="int32") * num_points, (-1, 1, 1))
     flat_indices = ops.reshape(indices + offsets, (-1,))
     return ops.take(flat_features, flat_indices, axis=0)
+
+
+def _nested_layers(model):
+    """All layers inside ``model``, those of nested models included."""
+    for layer in model.layers:
+        yield layer
+        if hasattr(layer, "layers"):
+            yield from _nested_layers(layer)
 
 
 @keras.saving.register_keras_serializable(package="edgeconv")
@@ -277,7 +390,7 @@ class EdgeConv(keras.layers.Layer):
         points = ops.convert_to_tensor(points)
         shape = tuple(points.shape)
         self._check_shapes(shape, shape)
-        return nearest_neighbors(points, self.next_neighbors)
+        return nearest_neighbors(points, self.next_neighbors, fast_path=self.fast_path)
 
     def _aggregate_edges(self, features, indices, training=None):
         """Apply the kernel to every edge and aggregate over the neighbours of a point."""
@@ -294,13 +407,13 @@ class EdgeConv(keras.layers.Layer):
     def call(self, inputs, training=None):
         points, features = self._split_inputs(inputs)
         self._check_shapes(tuple(points.shape), tuple(features.shape))
-        indices = nearest_neighbors(points, self.next_neighbors)
+        indices = nearest_neighbors(points, self.next_neighbors, fast_path=self.fast_path)
         if self.fast_path and keras.backend.backend() == "tensorflow":
             if self._compiled_aggregate is None:
                 import tensorflow as tf
 
                 self._compiled_aggregate = tf.function(
-                    self._aggregate_edges, jit_compile=True, reduce_retracing=True
+                    self._aggregate_edges, jit_compile=True
                 )
             return self._compiled_aggregate(features, indices, training=training)
         return self._aggregate_edges(features, indices, training=training)
@@ -311,6 +424,15 @@ class EdgeConv(keras.layers.Layer):
                 f"EdgeConv {self.name} cannot be saved before it is built: its kernel is "
                 "still a Python function. Call the layer on inputs first."
             )
+        for layer in _nested_layers(self.kernel_func):
+            if isinstance(layer, keras.layers.Lambda):
+                raise ValueError(
+                    f"The kernel of EdgeConv {self.name} contains the Lambda layer "
+                    f"{layer.name!r}, which Keras refuses to load back (it would run "
+                    "stored Python bytecode). Write the kernel with built-in layers "
+                    "(layers.Subtract, layers.Concatenate) or with keras.ops on the "
+                    "tensors (x_i - x_j, keras.ops.concatenate) instead."
+                )
         config = super().get_config()
         config.update(
             {
