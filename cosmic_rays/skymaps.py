@@ -108,8 +108,8 @@ class SkyMapParameters:
             problems.append(f"spectrum={self.spectrum!r} (expected 'auger2020' or a number)")
         if int(self.charge) != self.charge or self.charge < 1:
             problems.append(f"charge={self.charge} (expected an integer >= 1)")
-        if self.n_sources < 1:
-            problems.append(f"n_sources={self.n_sources} (expected >= 1)")
+        if not 1 <= self.n_sources <= 127:
+            problems.append(f"n_sources={self.n_sources} (expected 1 to 127, stored as int8)")
         if not 0 <= self.signal_fraction <= 1:
             problems.append(f"signal_fraction={self.signal_fraction} (expected 0 to 1)")
         if self.smearing_rad_at_10ev < 0:
