@@ -40,7 +40,10 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: Committed lens files (the default proton lens), looked up before the cache.
+#: Committed lens files (the default proton lens), looked up before the cache. The file is
+#: deterministic; after a change of the field or the integrator regenerate it with
+#: ``python -m cosmic_rays lens --out cosmic_rays/lens_data`` (tests/test_lens.py
+#: spot-checks it against fresh backtracking).
 PACKAGED_LENS_DIR = Path(__file__).resolve().parent / "lens_data"
 
 #: Format version of the lens file; part of the cache key.

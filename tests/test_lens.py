@@ -86,7 +86,7 @@ def test_packaged_lens_agrees_with_fresh_backtracking():
             rigidity = np.full(len(pixels), lens.rigidity_centres_ev[b])
             fresh = backtrack(observed, rigidity)
             angle = np.arccos(np.clip(np.sum(fresh * lens.directions[b, pixels], -1), -1, 1))
-            assert np.degrees(angle).max() < 0.1, f"{path.name} is stale: rebuild it"
+            assert np.degrees(angle).max() < 0.3, f"{path.name} is stale: rebuild it"
 
 
 def test_magnification_is_one_without_a_field():
