@@ -207,9 +207,11 @@ def plot_sky_map(ax, event_map, *, source_directions=None, energy_range_eev=None
     scatter = ax.scatter(x, y, c=energy_eev[order], s=marker_size, cmap=cmap,
                          norm=LogNorm(*energy_range_eev), linewidths=0, zorder=2)
 
+    sources = np.zeros((0, 3))
     if source_directions is not None:
         sources = np.asarray(source_directions, dtype=np.float64).reshape(-1, 3)
         sources = sources[np.linalg.norm(sources, axis=1) > 0]
+    if len(sources):
         sources = _as_unit_vectors(sources, "source_directions")
         sx, sy = hammer_xy_from_unit_vectors(sources)
         ax.scatter(sx, sy, marker="*", s=180, facecolor="none", edgecolor="crimson",

@@ -150,20 +150,31 @@ print("Keras backend:", keras.backend.backend())
 # 50 000 maps, 40 000 for training and 10 000 for testing, 10 epochs of batches of 64.
 #
 # **Small machines.** Training this network on batches of 64 maps needs about 2 GB of
-# memory, the 50 000 maps another 0.4 GB. mybinder.org gives a session 2 GB (it says so
-# in the variable `MEM_LIMIT`), so where less than 3.5 GB is available the next cell
-# falls back to 10 000 maps and batches of 32 maps, and says so.
+# memory, the 50 000 maps another 0.4 GB. mybinder.org gives a session 2 GB, so where
+# less than 3.5 GB is available (the container's limit, the variable `MEM_LIMIT` or the
+# machine's memory) the next cell falls back to 10 000 maps and batches of 32, and says
+# so: enough to run the lesson end to end, with a lower accuracy.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 def memory_gib():
-    """Memory this session may use: mybinder.org's MEM_LIMIT, else the machine's RAM."""
+    """Memory this session may use: the least of MEM_LIMIT, the container's and the RAM."""
+    limits_bytes = []
     if "MEM_LIMIT" in os.environ:
-        return int(os.environ["MEM_LIMIT"]) / 2**30
+        limits_bytes.append(int(os.environ["MEM_LIMIT"]))
+    for cgroup_file in (
+        "/sys/fs/cgroup/memory.max",
+        "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+    ):
+        try:
+            limits_bytes.append(int(Path(cgroup_file).read_text()))
+        except (OSError, ValueError):  # no such file, or "max": no container limit
+            pass
     try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    except (AttributeError, ValueError, OSError):
-        return float("inf")
+        limits_bytes.append(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):  # not on Windows
+        pass
+    return min(limits_bytes, default=float("inf")) / 2**30
 
 
 QUICK = os.environ.get("COURSE_QUICK", "0") not in ("", "0")
@@ -269,12 +280,14 @@ test_batches = SkyMapBatches(x_test, label_test, BATCH_SIZE)
 # %%
 signal_index = int(np.flatnonzero(label_test == 1)[0])
 background_index = int(np.flatnonzero(label_test == 0)[0])
-source_directions = None
+test_sources = None
 if "source_directions" in sky:
-    source_directions = sky["source_directions"][:N_MAPS][-N_TEST:][signal_index]
+    test_sources = sky["source_directions"][:N_MAPS][-N_TEST:]
 
 plotting.plot_sky_map_pair(
-    x_test[signal_index], x_test[background_index], source_directions=source_directions
+    x_test[signal_index],
+    x_test[background_index],
+    source_directions=None if test_sources is None else test_sources[signal_index],
 )
 plt.show()
 
@@ -432,14 +445,18 @@ plt.show()
 
 # %%
 worst = np.argsort(-np.abs(label_test - signal_probability))[:4]
+energy_eev = plotting.energy_eev_from_normalised(x_test[worst, :, 3])
 fig, axes = plt.subplots(2, 2, figsize=(13, 7), layout="constrained")
 for ax, index in zip(axes.flat, worst):
     truth = "signal" if label_test[index] == 1 else "isotropic"
-    plotting.plot_sky_map(
+    scatter = plotting.plot_sky_map(
         ax,
         x_test[index],
+        source_directions=None if test_sources is None else test_sources[index],
+        energy_range_eev=(energy_eev.min(), energy_eev.max()),
         title=f"{truth} map, p(signal) = {signal_probability[index]:.2f}",
     )
+fig.colorbar(scatter, ax=axes, shrink=0.6, label="energy E (EeV)")
 plt.show()
 
 # %% [markdown]
@@ -473,7 +490,10 @@ energy_eev = plotting.energy_eev_from_normalised(x_test[signal_index, :, 3])
 fig, axes = plt.subplots(1, 3, figsize=(18, 4), layout="constrained")
 titles = ["EdgeConv 1: sky graph", "EdgeConv 2: sky graph", "EdgeConv 3: dynamic graph"]
 for ax, neighbors, title in zip(axes, neighbors_per_layer, titles):
-    plotting.plot_neighbor_graph(ax, sky_xyz, neighbors, energy_eev=energy_eev, title=title)
+    scatter = plotting.plot_neighbor_graph(
+        ax, sky_xyz, neighbors, energy_eev=energy_eev, title=title
+    )
+fig.colorbar(scatter, ax=axes, shrink=0.8, label="energy E (EeV)")
 plt.show()
 
 # %% [markdown]

@@ -193,6 +193,12 @@ def test_sky_map_marks_sources_and_skips_padding_rows():
     assert len(stars.get_offsets()) == 1
 
 
+def test_background_map_padding_draws_no_source_marker():
+    fig, ax = plt.subplots()
+    plotting.plot_sky_map(ax, isotropic_map(), source_directions=np.zeros((3, 3)))
+    assert len(ax.collections) == 1 and ax.get_legend() is None
+
+
 def test_sky_map_rejects_a_whole_data_set():
     fig, ax = plt.subplots()
     with pytest.raises(ValueError, match=r"expected \(n_events, 4\)"):
