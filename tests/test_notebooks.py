@@ -117,6 +117,18 @@ def test_generated_notebook_is_reproducible():
     assert [cell.id for cell in notebook.cells] == ["cell-00", "cell-01", "cell-02"]
 
 
+def test_check_command_passes_on_the_committed_files():
+    assert make_exercise.main(["--check"]) == 0
+
+
+@pytest.mark.parametrize(
+    "arguments", [["--quick"], ["--output", "x.ipynb"], ["--execute", "--output", "x.txt"]]
+)
+def test_command_line_rejects_options_that_do_not_fit(arguments):
+    with pytest.raises(SystemExit):
+        make_exercise.main(arguments)
+
+
 @pytest.mark.parametrize(
     "source, message",
     [

@@ -26,6 +26,8 @@ Usage (from the repository root)::
     python tools/make_exercise.py --execute   # also run the full lesson (about 40 min
                                               # on 2 CPU cores) and write the solution
     python tools/make_exercise.py --execute --quick   # the same in quick mode (minutes)
+    python tools/make_exercise.py --execute --output build/dgcnn_cosmic_rays.ipynb
+                                              # run it, but write the result elsewhere
 """
 
 import argparse
@@ -266,10 +268,21 @@ def main(argv=None):
                         help="also execute the solution notebook and write it")
     parser.add_argument("--quick", action="store_true",
                         help="with --execute: run in quick mode (COURSE_QUICK=1)")
+    parser.add_argument("--output", type=Path, default=SOLUTION_IPYNB,
+                        help="with --execute: where to write the executed notebook "
+                        "(default: %(default)s)")
+    parser.add_argument("--force", action="store_true",
+                        help="with --output: replace an existing file")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    if args.quick and not args.execute:
-        parser.error("--quick only applies to --execute")
+    output = args.output.resolve()
+    if (args.quick or output != SOLUTION_IPYNB) and not args.execute:
+        parser.error("--quick and --output only apply to --execute")
+    if output.suffix != ".ipynb":
+        parser.error(f"--output {args.output} should end in .ipynb")
+    if output != SOLUTION_IPYNB and output.exists() and not args.force:
+        parser.error(f"{args.output} exists; add --force to replace it, or choose another "
+                     "path")
 
     solution_text = SOLUTION_PY.read_text(encoding="utf-8")
     try:
@@ -297,8 +310,8 @@ def main(argv=None):
         mode = "quick mode (COURSE_QUICK=1)" if args.quick else "full mode"
         logger.info("executing the solution in %s; this takes a while", mode)
         notebook = execute_solution(solution_text, quick=args.quick)
-        write_atomically(SOLUTION_IPYNB, notebook_text(notebook))
-        logger.info("wrote %s, executed in %s", SOLUTION_IPYNB.relative_to(REPO_ROOT), mode)
+        write_atomically(output, notebook_text(notebook))
+        logger.info("wrote %s, executed in %s", output, mode)
     return 0
 
 
