@@ -30,12 +30,15 @@ logger = logging.getLogger(__name__)
 AGGREGATIONS = {"mean": ops.mean, "max": ops.max, "sum": ops.sum}
 
 
+# Above this k, selecting by repeated maxima costs more than a top_k call.
+MAX_K_BY_EXTRACTION = 16
+
+
 def _xla(function):
     """``function`` compiled with XLA on the TensorFlow backend, else unchanged.
 
-    XLA fuses the element-wise operations around a matrix product into a few loops, on the
-    CPU as on a GPU. It is kept away from top_k, which it runs many times slower on a CPU
-    than TensorFlow's own kernel.
+    XLA fuses the element-wise operations of the neighbour search, and those around the
+    kernel's matrix products, into a few loops, on a CPU as on a GPU.
     """
     if keras.backend.backend() != "tensorflow":
         return function
@@ -49,51 +52,50 @@ def _xla(function):
 _XLA_CACHE = {}
 
 
-def _closeness(points):
-    """Minus the squared Euclidean distances between all points of each sample.
+def _closeness(products, squared_norms, rows, columns, num_points):
+    """Minus the squared Euclidean distance, from |a|^2 - 2 a.b + |b|^2; larger is nearer.
 
-    Larger is nearer. The distances come from |a|^2 - 2 a.b + |b|^2, one batched matrix
-    product instead of a (B, P, P, D) difference tensor. The diagonal is minus infinity,
-    so a point is never its own neighbour, even when another point coincides with it.
+    The self-pair, and columns past the last point (padding), are minus infinity, so a
+    point is never its own neighbour, even when another point coincides with it.
+    """
+    closeness = 2.0 * products - squared_norms[0] - squared_norms[1]
+    excluded = (rows == columns) | (columns >= num_points)
+    return ops.where(excluded, ops.cast(-np.inf, closeness.dtype), closeness)
+
+
+def _top_k_indices(values, k, by_extraction):
+    """Column indices of the k largest values of every row, largest first.
+
+    ``by_extraction`` takes the maximum k times, each time removing it (the lowest index
+    among equal values). That is k fused passes of element-wise operations and
+    reductions, which XLA runs several times faster than its own sort-based top_k on a
+    CPU, and which beats TensorFlow's top_k, whose cost on short rows is mostly per row.
 
     Parameters
     ----------
-    points : tensor, shape (B, P, D)
+    values : tensor, shape (R, N)
+    k : int
+    by_extraction : bool
+        Select by repeated maxima instead of ``keras.ops.top_k``.
 
     Returns
     -------
-    tensor, shape (B, P, P)
+    int32 tensor, shape (R, k)
     """
-    squared_norms = ops.sum(ops.square(points), axis=-1)
-    products = ops.matmul(points, ops.transpose(points, (0, 2, 1)))
-    closeness = (
-        2.0 * products
-        - ops.expand_dims(squared_norms, 2)
-        - ops.expand_dims(squared_norms, 1)
-    )
-    position = ops.arange(ops.shape(points)[1], dtype="int32")
-    is_self = ops.expand_dims(position, 1) == ops.expand_dims(position, 0)
-    return ops.where(is_self, ops.cast(-np.inf, closeness.dtype), closeness)
-
-
-def _blocks_and_maxima(points, block_size):
-    """Closeness split into blocks of consecutive points, and the maximum of each block.
-
-    Returns
-    -------
-    blocks : tensor, shape (B * P, ceil(P / block_size), block_size)
-        Padded with minus infinity.
-    maxima : tensor, shape (B * P, ceil(P / block_size))
-    """
-    closeness = _closeness(points)
-    num_points = closeness.shape[-1]
-    num_blocks = -(-num_points // block_size)
-    padding = num_blocks * block_size - num_points
-    closeness = ops.pad(
-        closeness, ((0, 0), (0, 0), (0, padding)), constant_values=-np.inf
-    )
-    blocks = ops.reshape(closeness, (-1, num_blocks, block_size))
-    return blocks, ops.max(blocks, axis=-1)
+    if not by_extraction:
+        return ops.cast(ops.top_k(values, k)[1], "int32")
+    num_columns = values.shape[-1]
+    column = ops.arange(num_columns, dtype="int32")
+    removed = ops.cast(-np.inf, values.dtype)
+    chosen = []
+    for _ in range(k):
+        largest = ops.max(values, axis=-1, keepdims=True)
+        first = ops.min(
+            ops.where(values == largest, column, num_columns - 1), axis=-1, keepdims=True
+        )
+        chosen.append(first)
+        values = ops.where(column == first, removed, values)
+    return ops.concatenate(chosen, axis=-1)
 
 
 def _rows_take(table, columns):
@@ -117,27 +119,74 @@ def _rows_take(table, columns):
     return ops.take(flat_table, ops.reshape(rows + columns, (-1,)), axis=0)
 
 
-def _candidates(blocks, best_blocks, k, block_size):
-    """Closeness of every point in the chosen blocks, shape (B * P, k * block_size)."""
-    return ops.reshape(_rows_take(blocks, best_blocks), (-1, k * block_size))
-
-
-def _candidate_points(best_blocks, best_candidates, k, block_size):
-    """Point index of every chosen candidate, shape (B * P, k)."""
-    block = _rows_take(best_blocks, best_candidates // block_size)
-    return ops.reshape(block, (-1, k)) * block_size + best_candidates % block_size
-
-
 def search_block_size(num_points, k):
     """Block size of the two-stage neighbour search, 1 for a direct search.
 
-    Blocks of b points leave top_k two short searches, over P / b block maxima and over
-    k * b candidates, instead of one over P points; b = sqrt(P / k) balances the two.
+    Blocks of b points leave two short selections, over P / b block maxima and over
+    k * b candidates, instead of one over P points; b near sqrt(P / k) balances the two.
+    A power of two keeps the rows a multiple of the CPU's vector width.
     """
-    if num_points is None:
+    if num_points is None or num_points < 4 * k:
         return 1
-    block_size = int(np.sqrt(num_points / k))
-    return block_size if block_size >= 2 else 1
+    return int(2 ** np.round(np.log2(np.sqrt(num_points / k))))
+
+
+def _search(points, k, block_size, by_extraction):
+    """The neighbour search of ``nearest_neighbors``, for fixed settings.
+
+    The only (B, P, P)-sized tensor is the matrix of scalar products; the points are
+    padded before the product so that it splits into blocks as it is, the closeness of
+    all pairs is reduced to block maxima as it is computed, and the closeness of the
+    candidates is computed again from the stored products.
+    """
+    batch_size, num_points = ops.shape(points)[0], ops.shape(points)[1]
+    static_num_points = points.shape[1]
+    num_blocks = -(-static_num_points // block_size)
+    if block_size > 1:
+        num_blocks += -num_blocks % 8
+    padded_size = num_blocks * block_size
+    padding = padded_size - static_num_points
+
+    padded_points = ops.pad(points, ((0, 0), (0, padding), (0, 0)))
+    squared_norms = ops.sum(ops.square(padded_points), axis=-1)
+    products = ops.matmul(points, ops.transpose(padded_points, (0, 2, 1)))
+    position = ops.arange(padded_size, dtype="int32")
+    closeness = _closeness(
+        products,
+        (ops.expand_dims(squared_norms[:, :num_points], 2), ops.expand_dims(squared_norms, 1)),
+        ops.expand_dims(position[:num_points], 1),
+        ops.expand_dims(position, 0),
+        num_points,
+    )
+    if block_size == 1:
+        rows = ops.reshape(closeness, (-1, padded_size))
+        return ops.reshape(_top_k_indices(rows, k, by_extraction), (batch_size, -1, k))
+
+    # Written as a negated minimum so that XLA cannot merge the maxima with the first
+    # maximum of the selection into one reduction over all pairs, which would store them.
+    maxima = -ops.min(-ops.reshape(closeness, (-1, num_blocks, block_size)), axis=-1)
+    best_blocks = _top_k_indices(maxima, k, by_extraction)
+
+    offsets = ops.arange(block_size, dtype="int32")
+    columns = ops.expand_dims(best_blocks * block_size, 2) + offsets
+    columns = ops.reshape(columns, (-1, k * block_size))
+    row = ops.expand_dims(ops.arange(batch_size * num_points, dtype="int32"), 1)
+    flat_products = ops.reshape(products, (-1, padded_size))
+    candidate_products = ops.reshape(
+        _rows_take(flat_products, columns), (-1, k * block_size)
+    )
+    candidate_norms = ops.take(
+        ops.reshape(squared_norms, (-1,)), (row // num_points) * padded_size + columns
+    )
+    own_norms = ops.reshape(squared_norms[:, :num_points], (-1, 1))
+    candidates = _closeness(
+        candidate_products, (own_norms, candidate_norms), row % num_points, columns,
+        num_points,
+    )
+    best_candidates = _top_k_indices(candidates, k, by_extraction)
+
+    indices = ops.reshape(_rows_take(columns, best_candidates), (-1, k))
+    return ops.reshape(indices, (batch_size, num_points, k))
 
 
 def nearest_neighbors(points, k, block_size=None, fast_path=True):
@@ -158,32 +207,23 @@ def nearest_neighbors(points, k, block_size=None, fast_path=True):
     block_size : int, optional
         Points per block; 1 searches all points at once. Default: ``search_block_size``.
     fast_path : bool, default True
-        On TensorFlow, compile the steps around top_k with XLA.
+        On TensorFlow, compile the search with XLA; on TensorFlow and JAX, select by
+        repeated maxima (see ``_top_k_indices``) where k <= ``MAX_K_BY_EXTRACTION``.
+        False uses ``keras.ops.top_k`` and no compilation, on every backend.
 
     Returns
     -------
     int32 tensor, shape (B, P, k)
         ``indices[b, i]`` are the neighbours of point i in sample b, nearest first.
     """
-    compiled = _xla if fast_path else (lambda function: function)
-    points = ops.stop_gradient(points)
-    batch_size, num_points = ops.shape(points)[0], ops.shape(points)[1]
     if block_size is None:
         block_size = search_block_size(points.shape[1], k)
-
-    if block_size == 1:
-        _, indices = ops.top_k(compiled(_closeness)(points), k)
-        return ops.cast(indices, "int32")
-
-    blocks, maxima = compiled(_blocks_and_maxima)(points, block_size)
-    _, best_blocks = ops.top_k(maxima, k)
-    best_blocks = ops.cast(best_blocks, "int32")
-    candidates = compiled(_candidates)(blocks, best_blocks, k, block_size)
-    _, best_candidates = ops.top_k(candidates, k)
-    indices = compiled(_candidate_points)(
-        best_blocks, ops.cast(best_candidates, "int32"), k, block_size
+    backend = keras.backend.backend()
+    by_extraction = (
+        fast_path and backend in ("tensorflow", "jax") and k <= MAX_K_BY_EXTRACTION
     )
-    return ops.reshape(indices, (batch_size, num_points, k))
+    search = _xla(_search) if fast_path else _search
+    return search(ops.stop_gradient(points), k, block_size, by_extraction)
 
 
 def _gather_neighbors(features, indices):
