@@ -76,7 +76,9 @@ def main():
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--data", default=None, help="existing cr_sphere .npz to use")
-    parser.add_argument("--signal-fraction", type=float, default=defaults.signal_fraction)
+    parser.add_argument(
+        "--signal-fraction", type=float, default=defaults.signal_fraction
+    )
     parser.add_argument("--sources", type=int, default=defaults.n_sources)
     parser.add_argument("--smearing", type=float, default=defaults.smearing_rad_at_10ev)
     arguments = parser.parse_args()
@@ -91,8 +93,13 @@ def main():
             smearing_rad_at_10ev=arguments.smearing,
         )
         with tempfile.TemporaryDirectory() as folder:
-            simulate_cr_sphere(Path(folder) / "maps.npz", arguments.maps, arguments.seed,
-                               parameters, progress=False)
+            simulate_cr_sphere(
+                Path(folder) / "maps.npz",
+                arguments.maps,
+                arguments.seed,
+                parameters,
+                progress=False,
+            )
             sky = read_cr_sphere(Path(folder) / "maps.npz")
     data, label = sky["data"][: arguments.maps], sky["label"][: arguments.maps]
     simulated = time.perf_counter() - start
@@ -102,28 +109,38 @@ def main():
     keras.utils.set_random_seed(arguments.seed)
     model = reference_network(data.shape[1])
     start = time.perf_counter()
-    model.fit(network_inputs(data[:-n_test]), y[:-n_test], batch_size=64,
-              epochs=arguments.epochs, verbose=2)
+    model.fit(
+        network_inputs(data[:-n_test]),
+        y[:-n_test],
+        batch_size=64,
+        epochs=arguments.epochs,
+        verbose=2,
+    )
     trained = time.perf_counter() - start
-    probability = model.predict(network_inputs(data[-n_test:]), batch_size=256,
-                                verbose=0)[:, 1]
+    probability = model.predict(
+        network_inputs(data[-n_test:]), batch_size=256, verbose=0
+    )[:, 1]
     accuracy = np.mean((probability > 0.5) == label[-n_test:])
     auc = roc_auc_score(label[-n_test:], probability)
     # The same network with BatchNormalization on the statistics of each test batch of
     # 64 instead of its moving averages: a large gap means the moving averages lag.
     test_inputs = network_inputs(data[-n_test:])
-    batch_probability = np.concatenate([
-        keras.ops.convert_to_numpy(
-            model([part[i:i + 64] for part in test_inputs], training=True)
-        )[:, 1]
-        for i in range(0, n_test, 64)
-    ])
+    batch_probability = np.concatenate(
+        [
+            keras.ops.convert_to_numpy(
+                model([part[i : i + 64] for part in test_inputs], training=True)
+            )[:, 1]
+            for i in range(0, n_test, 64)
+        ]
+    )
     batch_accuracy = np.mean((batch_probability > 0.5) == label[-n_test:])
 
     print(f"parameters: {sky.get('parameters', 'from file')}")
     print(f"maps {len(data)} (test {n_test}), epochs {arguments.epochs}")
     print(f"data {simulated:.0f} s, training {trained:.0f} s")
-    print(f"test accuracy {accuracy:.4f}, AUC {auc:.4f} (inference mode, as the notebook)")
+    print(
+        f"test accuracy {accuracy:.4f}, AUC {auc:.4f} (inference mode, as the notebook)"
+    )
     print(f"test accuracy with per-batch BatchNorm statistics {batch_accuracy:.4f}")
 
 

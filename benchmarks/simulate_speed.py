@@ -2,7 +2,7 @@
 
 Usage (from the repository root)::
 
-    python benchmarks/simulate_speed.py                 # lens from scratch, then 50 000 maps
+    python benchmarks/simulate_speed.py       # lens from scratch, then 50 000 maps
     python benchmarks/simulate_speed.py --maps 10000 --skip-lens
 
 Both are timed in a temporary folder: the lens is built afresh (not read from the packaged
@@ -28,8 +28,11 @@ from cosmic_rays.skymaps import SkyMapParameters  # noqa: E402
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--maps", type=int, default=50000)
-    parser.add_argument("--skip-lens", action="store_true",
-                        help="do not time a fresh lens build; use the cached lens")
+    parser.add_argument(
+        "--skip-lens",
+        action="store_true",
+        help="do not time a fresh lens build; use the cached lens",
+    )
     arguments = parser.parse_args()
 
     parameters = SkyMapParameters()
@@ -40,18 +43,27 @@ def main():
             start = time.perf_counter()
             lens = build_lens(parameters.lens_nside)
             lens_s = time.perf_counter() - start
-            print(f"lens: nside {lens.nside}, {lens.n_bins} rigidity bins, "
-                  f"{len(lens.directions[0])} pixels: {lens_s:.1f} s")
+            print(
+                f"lens: nside {lens.nside}, {lens.n_bins} rigidity bins, "
+                f"{len(lens.directions[0])} pixels: {lens_s:.1f} s"
+            )
 
         start = time.perf_counter()
-        simulate_cr_sphere(Path(folder) / "maps.npz", arguments.maps, seed=1,
-                           parameters=parameters, lens=lens)
+        simulate_cr_sphere(
+            Path(folder) / "maps.npz",
+            arguments.maps,
+            seed=1,
+            parameters=parameters,
+            lens=lens,
+        )
         maps_s = time.perf_counter() - start
         size_mb = (Path(folder) / "maps.npz").stat().st_size / 1e6
 
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3
-    print(f"sky maps: {arguments.maps} maps of {parameters.n_events} events: "
-          f"{maps_s:.1f} s, file {size_mb:.0f} MB, peak memory {peak_mb:.0f} MB")
+    print(
+        f"sky maps: {arguments.maps} maps of {parameters.n_events} events: "
+        f"{maps_s:.1f} s, file {size_mb:.0f} MB, peak memory {peak_mb:.0f} MB"
+    )
 
 
 if __name__ == "__main__":

@@ -74,14 +74,19 @@ def validate_cr_sphere(arrays, name="the data set"):
     missing = [key for key in ("data", "label") if key not in arrays]
     if missing:
         raise DataSetError(
-            f"{name} lacks the key(s) {missing}; expected at least 'data' (N, 500, 4) and "
-            f"'label' (N,): {fix}."
+            f"{name} lacks the key(s) {missing}; expected at least 'data' (N, 500, 4) "
+            f"and 'label' (N,): {fix}."
         )
     data, label = np.asarray(arrays["data"]), np.asarray(arrays["label"])
-    if data.ndim != 3 or data.shape[-1] != 4 or data.shape[0] == 0 or data.shape[1] == 0:
+    if (
+        data.ndim != 3
+        or data.shape[-1] != 4
+        or data.shape[0] == 0
+        or data.shape[1] == 0
+    ):
         raise DataSetError(
-            f"{name} has data of shape {data.shape}; expected (N, 500, 4) with x, y, z and "
-            f"normalised energy per event: {fix}."
+            f"{name} has data of shape {data.shape}; expected (N, 500, 4) with x, y, z "
+            f"and normalised energy per event: {fix}."
         )
     if label.shape != (data.shape[0],):
         raise DataSetError(
@@ -89,11 +94,14 @@ def validate_cr_sphere(arrays, name="the data set"):
             f"({data.shape[0]},): {fix}."
         )
     if not np.issubdtype(data.dtype, np.floating):
-        raise DataSetError(f"{name} has data of dtype {data.dtype}; expected float32: {fix}.")
+        raise DataSetError(
+            f"{name} has data of dtype {data.dtype}; expected float32: {fix}."
+        )
     if not np.all(np.isfinite(data)):
         bad = np.argwhere(~np.isfinite(data))[0]
         raise DataSetError(
-            f"{name} has non-finite values in data (first at map {bad[0]}, event {bad[1]}, "
+            f"{name} has non-finite values in data (first at map {bad[0]}, "
+            f"event {bad[1]}, "
             f"column {bad[2]}); expected finite numbers: {fix}."
         )
     norm = np.sqrt(np.einsum("...i,...i->...", data[..., :3], data[..., :3]))
@@ -101,25 +109,30 @@ def validate_cr_sphere(arrays, name="the data set"):
     if np.any(off):
         bad = np.argwhere(off)[0]
         raise DataSetError(
-            f"{name} has non-unit direction vectors (|xyz| = {norm[tuple(bad)]:.4g} at map "
+            f"{name} has non-unit direction vectors "
+            f"(|xyz| = {norm[tuple(bad)]:.4g} at map "
             f"{bad[0]}, event {bad[1]}); expected unit vectors in galactic coordinates: "
             f"{fix}."
         )
     energy = data[..., 3]
     if np.any(energy <= 0) or np.any(energy > 1.05):
         raise DataSetError(
-            f"{name} has energies from {energy.min():.4g} to {energy.max():.4g}; expected "
-            f"normalised energies log10(E/eV)/20.5 in (0, 1.05] (about 0.96-1.0 above "
+            f"{name} has energies from {energy.min():.4g} to {energy.max():.4g}; "
+            "expected normalised energies log10(E/eV)/20.5 in (0, 1.05] "
+            "(about 0.96-1.0 above "
             f"40 EeV): {fix}."
         )
-    if not (np.issubdtype(label.dtype, np.integer) or np.issubdtype(label.dtype, np.bool_)
-            or np.all(label == np.round(label))):
+    if not (
+        np.issubdtype(label.dtype, np.integer)
+        or np.issubdtype(label.dtype, np.bool_)
+        or np.all(label == np.round(label))
+    ):
         raise DataSetError(f"{name} has non-integer labels; expected 0 or 1: {fix}.")
     outside = ~np.isin(label, (0, 1))
     if np.any(outside):
         raise DataSetError(
-            f"{name} has labels {np.unique(label[outside])[:5]} outside {{0, 1}}; expected "
-            f"1 for maps with sources and 0 for isotropic maps: {fix}."
+            f"{name} has labels {np.unique(label[outside])[:5]} outside {{0, 1}}; "
+            f"expected 1 for maps with sources and 0 for isotropic maps: {fix}."
         )
     _validate_extras(arrays, data, label, name, fix)
 
@@ -129,7 +142,8 @@ def _validate_extras(arrays, data, label, name, fix):
         index = np.asarray(arrays["source_index"])
         if index.shape != data.shape[:2] or not np.issubdtype(index.dtype, np.integer):
             raise DataSetError(
-                f"{name} has source_index of shape {index.shape} and dtype {index.dtype}; "
+                f"{name} has source_index of shape {index.shape} and dtype "
+                f"{index.dtype}; "
                 f"expected integers of shape {data.shape[:2]}: {fix}."
             )
         if np.any(index[label == 0] != -1) or np.any(index < -1):
@@ -139,7 +153,11 @@ def _validate_extras(arrays, data, label, name, fix):
             )
     if "source_directions" in arrays:
         sources = np.asarray(arrays["source_directions"])
-        if sources.ndim != 3 or sources.shape[0] != data.shape[0] or sources.shape[2] != 3:
+        if (
+            sources.ndim != 3
+            or sources.shape[0] != data.shape[0]
+            or sources.shape[2] != 3
+        ):
             raise DataSetError(
                 f"{name} has source_directions of shape {sources.shape}; expected "
                 f"({data.shape[0]}, n_sources, 3): {fix}."
@@ -184,8 +202,8 @@ def read_cr_sphere(path):
             arrays = {key: f[key] for key in f.files}
     except (ValueError, OSError, EOFError) as error:
         raise DataSetError(
-            f"{path} could not be read as an .npz file ({error}); delete it and regenerate "
-            f"it with `{SIMULATE_HINT}`."
+            f"{path} could not be read as an .npz file ({error}); delete it and "
+            f"regenerate it with `{SIMULATE_HINT}`."
         ) from error
     validate_cr_sphere(arrays, name=str(path))
     result = {
@@ -217,15 +235,18 @@ def write_cr_sphere(path, arrays, force=False):
         )
     to_write = dict(arrays)
     if isinstance(to_write.get("parameters"), dict):
-        to_write["parameters"] = np.str_(json.dumps(to_write["parameters"], sort_keys=True))
+        to_write["parameters"] = np.str_(
+            json.dumps(to_write["parameters"], sort_keys=True)
+        )
     validate_cr_sphere(to_write, name=str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     _atomic_savez(path, to_write)
     return path
 
 
-def simulate_cr_sphere(path, n_maps=50000, seed=1, parameters=None, force=False,
-                       progress=True, lens=None):
+def simulate_cr_sphere(
+    path, n_maps=50000, seed=1, parameters=None, force=False, progress=True, lens=None
+):
     """Simulate the data set and write it to ``path`` (see :func:`simulate_maps`).
 
     Returns the arrays as :func:`read_cr_sphere` does.
@@ -246,8 +267,15 @@ def simulate_cr_sphere(path, n_maps=50000, seed=1, parameters=None, force=False,
     return arrays
 
 
-def load_cr_sphere(path=None, *, source="simulate", n_maps=50000, seed=1, parameters=None,
-                   progress=True):
+def load_cr_sphere(
+    path=None,
+    *,
+    source="simulate",
+    n_maps=50000,
+    seed=1,
+    parameters=None,
+    progress=True,
+):
     """Load the sky maps; if the file is missing, simulate them or download the original.
 
     Parameters
@@ -291,7 +319,8 @@ def _download(path):
     temporary = path.with_name(f".{path.name}.{os.getpid()}.download")
     advice = (
         f"Could not download the original data set from Google Drive ({ORIGINAL_URL}) to "
-        f"{path}. Simulate it instead: load_cr_sphere(source='simulate') or `{SIMULATE_HINT}`."
+        f"{path}. Simulate it instead: load_cr_sphere(source='simulate') or "
+        f"`{SIMULATE_HINT}`."
     )
     try:
         import gdown
@@ -304,7 +333,9 @@ def _download(path):
     except RuntimeError:
         raise
     except DataSetError as error:
-        raise RuntimeError(f"{advice} The downloaded file is not usable: {error}") from error
+        raise RuntimeError(
+            f"{advice} The downloaded file is not usable: {error}"
+        ) from error
     except Exception as error:  # gdown raises many kinds (network, quota, HTML pages)
         raise RuntimeError(f"{advice} The download failed with: {error!r}") from error
     finally:

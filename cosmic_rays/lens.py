@@ -10,7 +10,8 @@ conserved, so an observed pixel p receives from a source at extragalactic direct
 flux that the source sends along lens_R(p). With the random-field smearing modelled as a
 von Mises-Fisher spread around s, the weight of pixel p is
 
-    w_p(s) = Omega_pix x kappa / (2 pi (1 - exp(-2 kappa))) x exp(kappa (lens_R(p) . s - 1)),
+    w_p(s) = Omega_pix x kappa / (2 pi (1 - exp(-2 kappa)))
+             x exp(kappa (lens_R(p) . s - 1)),
 
 with kappa = 1 / sigma^2. The sum of w_p over pixels is the source's magnification at
 that rigidity (1 on average over the sky, 0 for a source the field hides). Mapping a
@@ -79,7 +80,8 @@ def default_rigidity_edges_ev(
     """
     if not (0 < energy_min_eev < energy_max_eev) or charge < 1 or n_bins < 1:
         raise ValueError(
-            f"got energy range ({energy_min_eev}, {energy_max_eev}) EeV, charge {charge}, "
+            f"got energy range ({energy_min_eev}, {energy_max_eev}) EeV, "
+            f"charge {charge}, "
             f"n_bins {n_bins}; expected 0 < min < max, charge >= 1 and n_bins >= 1."
         )
     return np.geomspace(energy_min_eev / charge, energy_max_eev / charge, n_bins + 1)
@@ -111,12 +113,17 @@ class Lens:
         expected = (n_bins, hp.nside2npix(self.nside), 3)
         if self.directions.shape != expected:
             raise ValueError(
-                f"lens directions have shape {self.directions.shape}; expected {expected} "
+                f"lens directions have shape {self.directions.shape}; "
+                f"expected {expected} "
                 f"for nside {self.nside} and {n_bins} rigidity bins: rebuild the lens."
             )
-        if np.any(np.diff(self.rigidity_edges_ev) <= 0) or self.rigidity_edges_ev[0] <= 0:
+        if (
+            np.any(np.diff(self.rigidity_edges_ev) <= 0)
+            or self.rigidity_edges_ev[0] <= 0
+        ):
             raise ValueError(
-                f"rigidity edges {self.rigidity_edges_ev} are not positive and increasing."
+                f"rigidity edges {self.rigidity_edges_ev} are not positive and "
+                "increasing: pass increasing edges in EV."
             )
         self._trees = [None] * n_bins
 
@@ -146,35 +153,44 @@ class Lens:
         rigidity_ev = np.asarray(rigidity_ev, dtype=float)
         edges = self.rigidity_edges_ev
         tolerance = 1e-9 * edges[-1]
-        outside = (rigidity_ev < edges[0] - tolerance) | (rigidity_ev > edges[-1] + tolerance)
+        outside = (rigidity_ev < edges[0] - tolerance) | (
+            rigidity_ev > edges[-1] + tolerance
+        )
         if np.any(outside):
             raise ValueError(
                 f"rigidities {rigidity_ev[outside][:3]} EV lie outside the lens range "
-                f"[{edges[0]:.4g}, {edges[-1]:.4g}] EV: build a lens for this energy range "
-                "and charge (cosmic_rays.lens.load_or_build_lens)."
+                f"[{edges[0]:.4g}, {edges[-1]:.4g}] EV: build a lens for this energy "
+                "range and charge (cosmic_rays.lens.load_or_build_lens)."
             )
-        return np.clip(np.searchsorted(edges, rigidity_ev, side="right") - 1, 0, self.n_bins - 1)
+        return np.clip(
+            np.searchsorted(edges, rigidity_ev, side="right") - 1, 0, self.n_bins - 1
+        )
 
     def tree(self, bin_index):
         """KD-tree of the backtracked directions of one bin (built on first use)."""
         if self._trees[bin_index] is None:
-            self._trees[bin_index] = cKDTree(self.directions[bin_index].astype(np.float64))
+            self._trees[bin_index] = cKDTree(
+                self.directions[bin_index].astype(np.float64)
+            )
         return self._trees[bin_index]
 
     def deflection_rad(self, bin_index):
         """Angle between each observed pixel centre and its backtracked direction."""
-        pixel_dirs = np.stack(hp.pix2vec(self.nside, np.arange(hp.nside2npix(self.nside)),
-                                         nest=True), axis=-1)
+        pixel_dirs = np.stack(
+            hp.pix2vec(self.nside, np.arange(hp.nside2npix(self.nside)), nest=True),
+            axis=-1,
+        )
         cosine = np.einsum("ij,ij->i", pixel_dirs, self.directions[bin_index])
         return np.arccos(np.clip(cosine, -1.0, 1.0))
 
-    def pixel_weights(self, source_directions, bin_index, sigma_rad, n_sigma=3.0,
-                      exposure=None):
+    def pixel_weights(
+        self, source_directions, bin_index, sigma_rad, n_sigma=3.0, exposure=None
+    ):
         """Liouville weights of the observed pixels near each source, one rigidity bin.
 
         For each source s, returns the pixels p whose backtracked direction lies within
-        ``n_sigma`` sigma of s and their weights w_p(s) (module docstring); the weights of a
-        source sum to its magnification (0 when the field hides it at this rigidity).
+        ``n_sigma`` sigma of s and their weights w_p(s) (module docstring); the weights
+        of a source sum to its magnification (0 when the field hides it at this rigidity).
 
         Parameters
         ----------
@@ -204,14 +220,18 @@ class Lens:
         neighbours = self.tree(bin_index).query_ball_point(
             sources, r=chord, return_sorted=False
         )
-        counts = np.fromiter((len(n) for n in neighbours), dtype=np.int64,
-                             count=len(neighbours))
+        counts = np.fromiter(
+            (len(n) for n in neighbours), dtype=np.int64, count=len(neighbours)
+        )
         pixels = np.fromiter(
-            itertools.chain.from_iterable(neighbours), dtype=np.int64,
+            itertools.chain.from_iterable(neighbours),
+            dtype=np.int64,
             count=int(counts.sum()),
         )
         owner = np.repeat(np.arange(len(sources)), counts)
-        cosine = np.einsum("ij,ij->i", self.directions[bin_index, pixels], sources[owner])
+        cosine = np.einsum(
+            "ij,ij->i", self.directions[bin_index, pixels], sources[owner]
+        )
         weights = self.pixel_area_sr * von_mises_fisher_density(cosine, sigma_rad)
         if exposure is not None:
             weights = weights * np.asarray(exposure)[pixels]
@@ -234,16 +254,22 @@ class Lens:
     def load(cls, path):
         """Read a lens written by :meth:`save`."""
         with np.load(path, allow_pickle=False) as f:
-            missing = {"directions", "rigidity_edges_ev", "nside", "field_name"} - set(f.files)
+            missing = {"directions", "rigidity_edges_ev", "nside", "field_name"} - set(
+                f.files
+            )
             if missing:
                 raise ValueError(
-                    f"{path} lacks {sorted(missing)}; it is not a lens file: delete it and "
-                    "let cosmic_rays.lens.load_or_build_lens rebuild it."
+                    f"{path} lacks {sorted(missing)}; it is not a lens file: delete it "
+                    "and let cosmic_rays.lens.load_or_build_lens rebuild it."
                 )
             directions = f["directions"].astype(np.float32)
             norms = np.linalg.norm(directions, axis=-1, keepdims=True)
-            return cls(int(f["nside"]), f["rigidity_edges_ev"], directions / norms,
-                       str(f["field_name"]))
+            return cls(
+                int(f["nside"]),
+                f["rigidity_edges_ev"],
+                directions / norms,
+                str(f["field_name"]),
+            )
 
 
 def von_mises_fisher_density(cosine, sigma_rad):
@@ -309,9 +335,10 @@ def build_lens(nside=64, rigidity_edges_ev=None, field=None, progress=True):
     return Lens(nside, edges, directions, repr(field))
 
 
-def load_or_build_lens(nside=64, rigidity_edges_ev=None, field=None, cache_dir=None,
-                       progress=True):
-    """The lens for these parameters: packaged copy, else disk cache, else build and cache.
+def load_or_build_lens(
+    nside=64, rigidity_edges_ev=None, field=None, cache_dir=None, progress=True
+):
+    """The lens for these parameters: packaged copy, else disk cache, else build it.
 
     Parameters
     ----------
@@ -344,7 +371,7 @@ def load_or_build_lens(nside=64, rigidity_edges_ev=None, field=None, cache_dir=N
 
 
 def _atomic_savez(path, arrays, compressed=False):
-    """Write an .npz to a temporary file in the same folder, then os.replace onto ``path``."""
+    """Write an .npz to a temporary file beside ``path``, then os.replace it there."""
     path = Path(path)
     descriptor, temporary = tempfile.mkstemp(
         prefix=f".{path.name}.", suffix=".tmp", dir=path.parent
@@ -370,9 +397,13 @@ def _write_npz(handle, arrays, compressed):
     arrays give the same file, so a seed can be checked against a file's checksum.
     """
     compression = zipfile.ZIP_DEFLATED if compressed else zipfile.ZIP_STORED
-    with zipfile.ZipFile(handle, "w", compression=compression, allowZip64=True) as archive:
+    with zipfile.ZipFile(
+        handle, "w", compression=compression, allowZip64=True
+    ) as archive:
         for key, value in arrays.items():
             info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
             info.compress_type = compression
             with archive.open(info, "w", force_zip64=True) as member:
-                np.lib.format.write_array(member, np.asanyarray(value), allow_pickle=False)
+                np.lib.format.write_array(
+                    member, np.asanyarray(value), allow_pickle=False
+                )

@@ -3,8 +3,8 @@
 A map holds ``n_events`` arrival directions (unit vectors, galactic frame) with energies.
 Background maps are isotropic (or follow the Pierre Auger exposure). Signal maps replace a
 fraction of the events by events from a few sources at random directions outside the
-Galaxy; the regular field deflects these by about 1 / R and the random field smears them by
-about 0.1 rad x 10 EV / R, so each source draws an energy-ordered "street".
+Galaxy; the regular field deflects these by about 1 / R and the random field smears them
+by about 0.1 rad x 10 EV / R, so each source draws an energy-ordered "street".
 
 Every event's energy follows the Pierre Auger 2020 spectrum above the threshold
 (Phys. Rev. D 102, 062005 (2020)). Source events are drawn through the galactic lens
@@ -39,13 +39,13 @@ logger = logging.getLogger(__name__)
 #: above it, with the transition width omega_34 = 0.05 in log10(E).
 AUGER_2020 = {"gamma_below": 3.05, "gamma_above": 5.1, "break_eev": 46.0, "width": 0.05}
 
-#: Latitude of the Pierre Auger Observatory in degrees (Sommers 2001, Astropart. Phys. 14).
+#: Latitude of the Pierre Auger Observatory, degrees (Sommers 2001, Astropart. Phys. 14).
 AUGER_LATITUDE_DEG = -35.2
 
 #: Largest zenith angle of the Auger events used in anisotropy searches, degrees.
 AUGER_MAX_ZENITH_DEG = 60.0
 
-#: Normalised energy of the data set: log10(E / eV) / 20.5, as in the book's original file.
+#: Normalised energy of the data set: log10(E / eV) / 20.5, as in the book's original.
 ENERGY_NORMALISATION_LOG10_EV = 20.5
 
 
@@ -105,15 +105,21 @@ class SkyMapParameters:
                 "(expected 0 < threshold < cutoff)"
             )
         if not (self.spectrum == "auger2020" or _is_number(self.spectrum)):
-            problems.append(f"spectrum={self.spectrum!r} (expected 'auger2020' or a number)")
+            problems.append(
+                f"spectrum={self.spectrum!r} (expected 'auger2020' or a number)"
+            )
         if int(self.charge) != self.charge or self.charge < 1:
             problems.append(f"charge={self.charge} (expected an integer >= 1)")
         if not 1 <= self.n_sources <= 127:
-            problems.append(f"n_sources={self.n_sources} (expected 1 to 127, stored as int8)")
+            problems.append(
+                f"n_sources={self.n_sources} (expected 1 to 127, stored as int8)"
+            )
         if not 0 <= self.signal_fraction <= 1:
             problems.append(f"signal_fraction={self.signal_fraction} (expected 0 to 1)")
         if self.smearing_rad_at_10ev < 0:
-            problems.append(f"smearing_rad_at_10ev={self.smearing_rad_at_10ev} (expected >= 0)")
+            problems.append(
+                f"smearing_rad_at_10ev={self.smearing_rad_at_10ev} (expected >= 0)"
+            )
         if self.exposure not in ("full", "auger"):
             problems.append(f"exposure={self.exposure!r} (expected 'full' or 'auger')")
         if problems:
@@ -158,7 +164,9 @@ def energy_cdf(energy_eev, parameters=None, n_grid=4096):
 
 def _cdf_grid(parameters, n_grid=4096):
     log_e = np.linspace(
-        np.log(parameters.energy_threshold_eev), np.log(parameters.energy_cutoff_eev), n_grid
+        np.log(parameters.energy_threshold_eev),
+        np.log(parameters.energy_cutoff_eev),
+        n_grid,
     )
     energy = np.exp(log_e)
     density = spectrum_flux(energy, parameters.spectrum) * energy
@@ -199,11 +207,14 @@ def isotropic_directions(rng, size):
     cos_theta = rng.uniform(-1.0, 1.0, size)
     phi = rng.uniform(0.0, 2.0 * np.pi, size)
     sin_theta = np.sqrt(1.0 - cos_theta**2)
-    return np.stack([sin_theta * np.cos(phi), sin_theta * np.sin(phi), cos_theta], axis=-1)
+    return np.stack(
+        [sin_theta * np.cos(phi), sin_theta * np.sin(phi), cos_theta], axis=-1
+    )
 
 
-def auger_exposure(directions, latitude_deg=AUGER_LATITUDE_DEG,
-                   max_zenith_deg=AUGER_MAX_ZENITH_DEG):
+def auger_exposure(
+    directions, latitude_deg=AUGER_LATITUDE_DEG, max_zenith_deg=AUGER_MAX_ZENITH_DEG
+):
     """Relative exposure of a ground array with full duty cycle, maximum 1.
 
     Sommers (2001), Astropart. Phys. 14, 271, eq. 2: for declination delta,
@@ -259,7 +270,9 @@ def _pixel_exposure(lens, exposure):
     return auger_exposure(pixel_dirs)
 
 
-def source_events(lens, source_directions, n_events, parameters, rng, pixel_exposure=None):
+def source_events(
+    lens, source_directions, n_events, parameters, rng, pixel_exposure=None
+):
     """Draw the source events of many maps through the lens (Liouville sampling).
 
     For every source s and rigidity bin b the lens gives pixel weights w_p(s, b) whose
@@ -298,7 +311,8 @@ def source_events(lens, source_directions, n_events, parameters, rng, pixel_expo
     lo, hi = parameters.energy_threshold_eev, parameters.energy_cutoff_eev
     if edges_eev[0] > lo * (1 + 1e-9) or edges_eev[-1] < hi * (1 - 1e-9):
         raise ValueError(
-            f"the lens covers {edges_eev[0]:.4g}-{edges_eev[-1]:.4g} EeV for charge {charge}, "
+            f"the lens covers {edges_eev[0]:.4g}-{edges_eev[-1]:.4g} EeV for charge "
+            f"{charge}, "
             f"the spectrum {lo:.4g}-{hi:.4g} EeV: build a lens with "
             "default_rigidity_edges_ev(threshold, cutoff, charge)."
         )
@@ -314,8 +328,10 @@ def source_events(lens, source_directions, n_events, parameters, rng, pixel_expo
             for b in range(lens.n_bins)
         ]
         magnification = np.stack(
-            [np.add.reduceat(np.append(w, 0.0), _starts(c))[: len(c)] * (c > 0)
-             for _, w, c in per_bin],
+            [
+                np.add.reduceat(np.append(w, 0.0), _starts(c))[: len(c)] * (c > 0)
+                for _, w, c in per_bin
+            ],
             axis=-1,
         ).reshape(n_maps, n_sources, lens.n_bins)
         bin_probability = magnification * bin_fraction
@@ -323,7 +339,9 @@ def source_events(lens, source_directions, n_events, parameters, rng, pixel_expo
         hidden = source_weight.sum(axis=-1) <= 0
         if not np.any(hidden):
             break
-        logger.info("redrawing the sources of %d maps hidden by the field", hidden.sum())
+        logger.info(
+            "redrawing the sources of %d maps hidden by the field", hidden.sum()
+        )
         sources[hidden] = isotropic_directions(rng, (int(hidden.sum()), n_sources))
 
     shape = (n_maps, n_events)
@@ -396,8 +414,9 @@ def _inside_pixel(nside, pixels, rng):
     return np.stack(vectors, axis=-1).reshape(np.shape(pixels) + (3,))
 
 
-def simulate_maps(n_maps, parameters=None, seed=1, lens=None, progress=True,
-                  chunk_maps=2000):
+def simulate_maps(
+    n_maps, parameters=None, seed=1, lens=None, progress=True, chunk_maps=2000
+):
     """Simulate a balanced, shuffled set of background and signal sky maps.
 
     Parameters
@@ -429,13 +448,17 @@ def simulate_maps(n_maps, parameters=None, seed=1, lens=None, progress=True,
 
     parameters = parameters or SkyMapParameters()
     if int(n_maps) != n_maps or n_maps < 1:
-        raise ValueError(f"n_maps={n_maps}; expected a positive integer number of maps.")
+        raise ValueError(
+            f"n_maps={n_maps}; expected a positive integer number of maps."
+        )
     n_maps = int(n_maps)
     rng = np.random.default_rng(seed)
     if lens is None:
         edges = default_rigidity_edges_ev(
-            parameters.energy_threshold_eev, parameters.energy_cutoff_eev,
-            parameters.charge, parameters.lens_bins,
+            parameters.energy_threshold_eev,
+            parameters.energy_cutoff_eev,
+            parameters.charge,
+            parameters.lens_bins,
         )
         lens = load_or_build_lens(parameters.lens_nside, edges, progress=progress)
     pixel_exposure = _pixel_exposure(lens, parameters.exposure)
@@ -445,7 +468,9 @@ def simulate_maps(n_maps, parameters=None, seed=1, lens=None, progress=True,
     labels = rng.permutation(labels)
 
     n_events, n_signal, n_sources = (
-        parameters.n_events, parameters.n_signal_events, parameters.n_sources
+        parameters.n_events,
+        parameters.n_signal_events,
+        parameters.n_sources,
     )
     data = np.empty((n_maps, n_events, 4), dtype=np.float32)
     source_index = np.full((n_maps, n_events), -1, dtype=np.int8)

@@ -49,17 +49,48 @@ def sha256(path):
 def test_same_seed_gives_byte_identical_file(tmp_path):
     first, second, other = tmp_path / "a.npz", tmp_path / "b.npz", tmp_path / "c.npz"
     assert main(["simulate", "--maps", "8", "--events", "50", "--out", str(first)]) == 0
-    assert main(["simulate", "--maps", "8", "--events", "50", "--out", str(second)]) == 0
-    assert main(["simulate", "--maps", "8", "--events", "50", "--out", str(other),
-                 "--seed", "2"]) == 0
+    assert (
+        main(["simulate", "--maps", "8", "--events", "50", "--out", str(second)]) == 0
+    )
+    assert (
+        main(
+            [
+                "simulate",
+                "--maps",
+                "8",
+                "--events",
+                "50",
+                "--out",
+                str(other),
+                "--seed",
+                "2",
+            ]
+        )
+        == 0
+    )
     assert sha256(first) == sha256(second)
     assert sha256(first) != sha256(other)
 
 
 def test_simulated_file_follows_the_contract(tmp_path):
     path = tmp_path / "maps.npz"
-    main(["simulate", "--maps", "10", "--events", "40", "--sources", "2",
-          "--signal-fraction", "0.25", "--out", str(path), "--seed", "5"])
+    main(
+        [
+            "simulate",
+            "--maps",
+            "10",
+            "--events",
+            "40",
+            "--sources",
+            "2",
+            "--signal-fraction",
+            "0.25",
+            "--out",
+            str(path),
+            "--seed",
+            "5",
+        ]
+    )
     result = read_cr_sphere(path)
     assert result["data"].shape == (10, 40, 4) and result["data"].dtype == np.float32
     assert result["label"].shape == (10,) and result["label"].sum() == 5
@@ -78,8 +109,12 @@ def test_existing_file_is_not_overwritten_without_force(tmp_path, capsys):
     assert main(["simulate", "--maps", "4", "--events", "10", "--out", str(path)]) == 2
     assert "--force" in capsys.readouterr().err
     assert path.read_bytes() == b"precious"
-    assert main(["simulate", "--maps", "4", "--events", "10", "--out", str(path),
-                 "--force"]) == 0
+    assert (
+        main(
+            ["simulate", "--maps", "4", "--events", "10", "--out", str(path), "--force"]
+        )
+        == 0
+    )
     assert read_cr_sphere(path)["data"].shape == (4, 10, 4)
 
 
@@ -191,4 +226,3 @@ def test_downloaded_html_page_is_refused_and_removed(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="not usable"):
         load_cr_sphere(path, source="download")
     assert os.listdir(tmp_path) == []
-

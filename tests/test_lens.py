@@ -29,12 +29,16 @@ def pixel_centres(nside):
 
 
 def test_lens_in_zero_field_maps_every_pixel_onto_itself():
-    lens = build_lens(4, [40.0, 100.0, 300.0], UniformField((0.0, 0.0, 0.0)), progress=False)
+    lens = build_lens(
+        4, [40.0, 100.0, 300.0], UniformField((0.0, 0.0, 0.0)), progress=False
+    )
     for b in range(lens.n_bins):
         np.testing.assert_allclose(lens.directions[b], pixel_centres(4), atol=1e-6)
 
 
-@pytest.mark.parametrize("bin_index, rigidity_ev, expected_deg", [(0, 40, 8.0), (2, 100, 3.0)])
+@pytest.mark.parametrize(
+    "bin_index, rigidity_ev, expected_deg", [(0, 40, 8.0), (2, 100, 3.0)]
+)
 def test_median_deflection_over_the_sky_matches_design(
     coarse_lens, bin_index, rigidity_ev, expected_deg
 ):
@@ -45,7 +49,9 @@ def test_median_deflection_over_the_sky_matches_design(
 
 
 def test_deflection_shrinks_with_rigidity(coarse_lens):
-    medians = [np.median(coarse_lens.deflection_rad(b)) for b in range(coarse_lens.n_bins)]
+    medians = [
+        np.median(coarse_lens.deflection_rad(b)) for b in range(coarse_lens.n_bins)
+    ]
     assert np.all(np.diff(medians) < 0)
 
 
@@ -54,7 +60,9 @@ def test_saved_lens_loads_back_within_float16_precision(coarse_lens, tmp_path):
     loaded = Lens.load(tmp_path / "lens.npz")
     assert loaded.key == coarse_lens.key
     np.testing.assert_allclose(loaded.directions, coarse_lens.directions, atol=1e-3)
-    np.testing.assert_allclose(np.linalg.norm(loaded.directions, axis=-1), 1.0, atol=1e-6)
+    np.testing.assert_allclose(
+        np.linalg.norm(loaded.directions, axis=-1), 1.0, atol=1e-6
+    )
 
 
 def test_cached_lens_is_not_rebuilt(coarse_lens, tmp_path_factory, monkeypatch):
@@ -85,7 +93,9 @@ def test_packaged_lens_agrees_with_fresh_backtracking():
         for b in (0, lens.n_bins - 1):
             rigidity = np.full(len(pixels), lens.rigidity_centres_ev[b])
             fresh = backtrack(observed, rigidity)
-            angle = np.arccos(np.clip(np.sum(fresh * lens.directions[b, pixels], -1), -1, 1))
+            angle = np.arccos(
+                np.clip(np.sum(fresh * lens.directions[b, pixels], -1), -1, 1)
+            )
             assert np.degrees(angle).max() < 0.3, f"{path.name} is stale: rebuild it"
 
 
@@ -95,7 +105,9 @@ def test_magnification_is_one_without_a_field():
     identity = Lens(nside, edges, pixel_centres(nside)[None], "none")
     sources = isotropic_directions(np.random.default_rng(2), 200)
     _, weights, counts = identity.pixel_weights(sources, 0, sigma_rad=0.1)
-    magnification = np.add.reduceat(weights, np.concatenate([[0], np.cumsum(counts)[:-1]]))
+    magnification = np.add.reduceat(
+        weights, np.concatenate([[0], np.cumsum(counts)[:-1]])
+    )
     # 3-sigma truncation keeps 1 - exp(-4.5) = 98.9 % of the von Mises-Fisher mass.
     assert np.all(np.abs(magnification - 0.989) < 0.03)
 
@@ -135,7 +147,9 @@ def test_isotropic_sources_give_isotropic_arrivals_liouville(coarse_lens):
     rng = np.random.default_rng(11)
     parameters = SkyMapParameters(lens_nside=16)
     sources = isotropic_directions(rng, (40, 500))
-    directions, _, source, _ = source_events(coarse_lens, sources, 1000, parameters, rng)
+    directions, _, source, _ = source_events(
+        coarse_lens, sources, 1000, parameters, rng
+    )
     cluster = np.arange(40)[:, None] * 500 + source
     assert isotropy_p_value(directions, cluster) > 1e-3
 

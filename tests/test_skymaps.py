@@ -47,7 +47,9 @@ def test_auger_spectrum_has_the_published_slopes(energy_eev, slope):
 
 
 def test_sampled_energies_follow_the_auger_spectrum():
-    def flux(energy):  # PRD 102, 062005, eq. 3 above the ankle, written out independently
+    def flux(
+        energy,
+    ):  # PRD 102, 062005, eq. 3 above the ankle, written out independently
         return energy**-3.05 / (1 + (energy / 46.0) ** 20) ** 0.1025
 
     total = integrate.quad(flux, 40, 10**2.5, points=[46])[0]
@@ -74,7 +76,9 @@ def test_power_law_option_matches_the_analytic_distribution():
 
 def test_normalised_energy_matches_the_original_data_set():
     # log10(E / eV) / 20.5: 40 EeV -> 19.602 / 20.5, 10^20.5 eV -> 1.
-    np.testing.assert_allclose(normalised_energy([40.0, 10**2.5]), [0.956198, 1.0], rtol=1e-6)
+    np.testing.assert_allclose(
+        normalised_energy([40.0, 10**2.5]), [0.956198, 1.0], rtol=1e-6
+    )
 
 
 def hour_angle_integral(declination_rad, latitude_rad, max_zenith_rad):
@@ -88,7 +92,9 @@ def hour_angle_integral(declination_rad, latitude_rad, max_zenith_rad):
 
 
 def equatorial_to_galactic(declination_deg, right_ascension_deg=30.0):
-    vector = hp.ang2vec(np.radians(90 - declination_deg), np.radians(right_ascension_deg))
+    vector = hp.ang2vec(
+        np.radians(90 - declination_deg), np.radians(right_ascension_deg)
+    )
     return np.asarray(hp.Rotator(coord=["C", "G"])(np.reshape(vector, (-1, 3)).T)).T
 
 
@@ -147,8 +153,9 @@ def test_same_seed_gives_the_same_maps_and_another_seed_does_not(coarse_lens):
 
 def test_maps_are_balanced_and_carry_the_requested_source_events(coarse_lens):
     parameters = SkyMapParameters(lens_nside=16, n_sources=4, signal_fraction=0.2)
-    maps = simulate_maps(21, parameters, seed=1, lens=coarse_lens, progress=False,
-                         chunk_maps=8)
+    maps = simulate_maps(
+        21, parameters, seed=1, lens=coarse_lens, progress=False, chunk_maps=8
+    )
     assert maps["data"].shape == (21, 500, 4) and maps["data"].dtype == np.float32
     assert maps["label"].sum() == 10
     from_sources = (maps["source_index"] >= 0).sum(axis=1)
