@@ -120,7 +120,8 @@ def gpu_names():
     return []
 
 
-print(f"Keras {keras.__version__} on {keras.backend.backend()} {sys.version.split()[0]}")
+print(f"Keras {keras.__version__}, backend {keras.backend.backend()}, "
+      f"Python {sys.version.split()[0]}")
 if gpu_names():
     print("GPU:", ", ".join(gpu_names()))
 else:
