@@ -86,7 +86,9 @@ def check_training_and_round_trip(rng):
     inputs = [features[..., :3], features]
     labels = rng.integers(0, 2, size=8)
     model = reference_style_model(30)
-    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="sparse_categorical_crossentropy")
+    model.compile(
+        optimizer=keras.optimizers.SGD(0.1), loss="sparse_categorical_crossentropy"
+    )
     kernel_weights = [
         w for layer in model.layers[2:4] for w in layer.kernel_func.trainable_weights
     ]

@@ -92,7 +92,9 @@ def test_neighbors_are_the_k_nearest_other_points(rng, block_size, fast_path):
 def test_point_is_never_its_own_neighbor_even_when_points_coincide(rng, block_size):
     points = reference.random_cloud(rng, 2, 30, 3)
     points[:, 10:15] = points[:, 3:4]
-    indices = keras.ops.convert_to_numpy(nearest_neighbors(points, 4, block_size))
+    indices = keras.ops.convert_to_numpy(
+        nearest_neighbors(points, 4, block_size=block_size)
+    )
     assert not (indices == np.arange(30)[None, :, None]).any()
     for i in [3, 10, 11, 12, 13, 14]:
         expected = {3, 10, 11, 12, 13, 14} - {i}
@@ -138,6 +140,18 @@ def test_one_input_means_points_are_features(rng):
         keras.ops.convert_to_numpy(layer(cloud)),
         keras.ops.convert_to_numpy(layer([cloud, cloud])),
     )
+
+
+def test_one_model_serves_any_number_of_points(rng):
+    cloud = keras.Input((None, 3))
+    model = keras.Model(cloud, EdgeConv(known_kernel, next_neighbors=4)(cloud))
+    for num_points in (12, 70):
+        points = reference.random_cloud(rng, 2, num_points, 3)
+        layer = model.layers[1]
+        weights, bias = layer.kernel_func.get_weights()
+        expected = reference.edgeconv(points, points, 4, weights, bias)
+        got = model.predict(points, verbose=0)
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
 
 
 def test_permuting_the_points_permutes_the_output(rng):
@@ -194,8 +208,12 @@ def test_course_usage_exposes_kernel_model_and_k():
 
 def test_training_step_reaches_every_kernel_weight(rng):
     model = course_model()
-    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="sparse_categorical_crossentropy")
-    weights = [w for layer in model.layers[2:5] for w in layer.kernel_func.trainable_weights]
+    model.compile(
+        optimizer=keras.optimizers.SGD(0.1), loss="sparse_categorical_crossentropy"
+    )
+    weights = [
+        w for layer in model.layers[2:5] for w in layer.kernel_func.trainable_weights
+    ]
     before = [keras.ops.convert_to_numpy(w).copy() for w in weights]
     features = reference.random_cloud(rng, 8, 40, 4)
 
@@ -266,7 +284,9 @@ def test_too_many_neighbors_is_refused():
 
 def test_points_and_features_with_different_numbers_of_points_are_refused():
     with pytest.raises(ValueError, match=r"\(None, 50, 3\).*\(None, 40, 4\).*number of"):
-        EdgeConv(known_kernel, next_neighbors=3)([keras.Input((50, 3)), keras.Input((40, 4))])
+        EdgeConv(known_kernel, next_neighbors=3)(
+            [keras.Input((50, 3)), keras.Input((40, 4))]
+        )
 
 
 def test_points_and_features_with_different_batch_sizes_are_refused(rng):
@@ -296,7 +316,9 @@ def test_kernel_returning_no_keras_tensor_is_refused():
 
 
 def test_unknown_aggregation_is_refused():
-    with pytest.raises(ValueError, match=r"aggregation='median'.*\['max', 'mean', 'sum'\]"):
+    with pytest.raises(
+        ValueError, match=r"aggregation='median'.*\['max', 'mean', 'sum'\]"
+    ):
         EdgeConv(known_kernel, aggregation="median")
 
 
