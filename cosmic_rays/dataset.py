@@ -284,7 +284,8 @@ def load_cr_sphere(
         The file; default :func:`default_path` (``DATA_DIR/cr_sphere.npz`` for 50 000
         maps with seed 1).
     source : {"simulate", "download"}
-        What to do when the file is missing: run the simulator (default; about a minute
+        What to do when the file is missing (an existing file is read as it is, whatever
+        ``n_maps`` and ``seed`` say): run the simulator (default; about a minute
         for 50 000 maps once the lens exists) or fetch the book's original file with
         gdown.
     n_maps, seed, parameters

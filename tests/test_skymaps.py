@@ -201,3 +201,12 @@ def test_bad_parameters_are_named(change, message):
     with pytest.raises(ValueError, match="invalid sky-map parameters") as error:
         SkyMapParameters(**change)
     assert message in str(error.value)
+
+
+def test_auger_exposure_applies_to_source_events_too(coarse_lens):
+    parameters = SkyMapParameters(lens_nside=16, exposure="auger", signal_fraction=0.5)
+    maps = simulate_maps(6, parameters, seed=4, lens=coarse_lens, progress=False)
+    signal = maps["data"][maps["source_index"] >= 0][:, :3]
+    equatorial = np.asarray(hp.Rotator(coord=["G", "C"])(signal.T)).T
+    # Sub-pixel placement can stray half a coarse pixel (about 2 degrees) past the edge.
+    assert np.degrees(np.arcsin(equatorial[:, 2])).max() < -35.2 + 60 + 2.5
