@@ -17,15 +17,11 @@ This file depends on ``keras`` and ``numpy`` only, so it can be downloaded on it
     y = EdgeConv(lambda a: kernel_nn(a, nodes=8), next_neighbors=5)([points, features])
 """
 
-import logging
-
 import keras
 import numpy as np
 from keras import ops
 
-__all__ = ["EdgeConv", "AGGREGATIONS"]
-
-logger = logging.getLogger(__name__)
+__all__ = ["EdgeConv", "AGGREGATIONS", "nearest_neighbors", "search_block_size"]
 
 AGGREGATIONS = {"mean": ops.mean, "max": ops.max, "sum": ops.sum}
 

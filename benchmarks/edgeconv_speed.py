@@ -10,7 +10,9 @@ Usage::
     python benchmarks/edgeconv_speed.py --backend tensorflow --batch-size 64 --steps 30
 
 prints milliseconds per training step (best and median over the timed steps), samples per
-second, and the peak memory of the process (and of the GPU, where one is used).
+second, the CPU time per step, the peak memory of the process (and of the GPU, where one
+is used), and the load average, since other work on the machine slows the steps down.
+``--plain`` runs the plain keras.ops path where a faster backend path exists.
 """
 
 import argparse
@@ -112,6 +114,7 @@ def main():
     points = features[..., :3].copy()
     labels = rng.integers(0, 2, size=arguments.batch_size)
 
+    load_before = os.getloadavg()[0]
     model = reference_model(arguments.points, arguments.plain)
     for _ in range(arguments.warmup):
         model.train_on_batch([points, features], labels)
@@ -139,6 +142,10 @@ def main():
     )
     print(f"samples/s (median): {1e3 * arguments.batch_size / median:.0f}")
     print(f"peak RSS: {peak_rss_mib:.0f} MiB")
+    print(
+        f"load average (1 min) before and after: {load_before:.1f}, "
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
+    )
     if gpu_mib is not None:
         print(f"peak GPU memory: {gpu_mib:.0f} MiB")
 
