@@ -39,7 +39,9 @@ def _as_unit_vectors(xyz, name):
             "galactic coordinates: pass the first three columns of a map, map[:, :3]."
         )
     if not np.all(np.isfinite(xyz)):
-        raise ValueError(f"{name} contains NaN or infinite values; expected unit vectors.")
+        raise ValueError(
+            f"{name} contains NaN or infinite values; expected unit vectors."
+        )
     norms = np.linalg.norm(xyz, axis=-1)
     if xyz.size and np.max(np.abs(norms - 1.0)) > _UNIT_TOLERANCE:
         raise ValueError(
@@ -125,16 +127,25 @@ def draw_sky_frame(ax, *, lon_step_deg=60, lat_step_deg=30):
     grid_style = dict(color="0.75", linewidth=0.6, zorder=0)
     lat_line = np.radians(np.linspace(-90, 90, 181))
     for lon_deg in np.arange(-180 + lon_step_deg, 180, lon_step_deg):
-        ax.plot(*hammer_xy(np.full_like(lat_line, np.radians(lon_deg)), lat_line),
-                **grid_style)
+        ax.plot(
+            *hammer_xy(np.full_like(lat_line, np.radians(lon_deg)), lat_line),
+            **grid_style,
+        )
     lon_line = np.radians(np.linspace(-180, 180, 361))
     for lat_deg in np.arange(-90 + lat_step_deg, 90, lat_step_deg):
-        ax.plot(*hammer_xy(lon_line, np.full_like(lon_line, np.radians(lat_deg))),
-                **grid_style)
+        ax.plot(
+            *hammer_xy(lon_line, np.full_like(lon_line, np.radians(lat_deg))),
+            **grid_style,
+        )
 
     angle = np.linspace(0, 2 * np.pi, 361)
-    ax.plot(2 * np.sqrt(2) * np.cos(angle), np.sqrt(2) * np.sin(angle),
-            color="0.3", linewidth=1.0, zorder=0)
+    ax.plot(
+        2 * np.sqrt(2) * np.cos(angle),
+        np.sqrt(2) * np.sin(angle),
+        color="0.3",
+        linewidth=1.0,
+        zorder=0,
+    )
 
     label_style = dict(fontsize=7, color="0.4", ha="center", va="center")
     for lon_deg in np.arange(-180 + lon_step_deg, 180, lon_step_deg):
@@ -168,8 +179,16 @@ def _check_event_map(event_map):
     return event_map
 
 
-def plot_sky_map(ax, event_map, *, source_directions=None, energy_range_eev=None,
-                 cmap="viridis", marker_size=10, title=None):
+def plot_sky_map(
+    ax,
+    event_map,
+    *,
+    source_directions=None,
+    energy_range_eev=None,
+    cmap="viridis",
+    marker_size=10,
+    title=None,
+):
     """Scatter one sky map on a Hammer frame, coloured by energy.
 
     Parameters
@@ -204,8 +223,16 @@ def plot_sky_map(ax, event_map, *, source_directions=None, energy_range_eev=None
         energy_range_eev = (energy_eev.min(), energy_eev.max())
     order = np.argsort(energy_eev)
     x, y = hammer_xy_from_unit_vectors(event_map[order, :3])
-    scatter = ax.scatter(x, y, c=energy_eev[order], s=marker_size, cmap=cmap,
-                         norm=LogNorm(*energy_range_eev), linewidths=0, zorder=2)
+    scatter = ax.scatter(
+        x,
+        y,
+        c=energy_eev[order],
+        s=marker_size,
+        cmap=cmap,
+        norm=LogNorm(*energy_range_eev),
+        linewidths=0,
+        zorder=2,
+    )
 
     sources = np.zeros((0, 3))
     if source_directions is not None:
@@ -214,16 +241,26 @@ def plot_sky_map(ax, event_map, *, source_directions=None, energy_range_eev=None
     if len(sources):
         sources = _as_unit_vectors(sources, "source_directions")
         sx, sy = hammer_xy_from_unit_vectors(sources)
-        ax.scatter(sx, sy, marker="*", s=180, facecolor="none", edgecolor="crimson",
-                   linewidths=1.3, zorder=3, label="source (outside the Galaxy)")
+        ax.scatter(
+            sx,
+            sy,
+            marker="*",
+            s=180,
+            facecolor="none",
+            edgecolor="crimson",
+            linewidths=1.3,
+            zorder=3,
+            label="source (outside the Galaxy)",
+        )
         ax.legend(loc="lower right", fontsize=7, frameon=False)
     if title is not None:
         ax.set_title(title)
     return scatter
 
 
-def plot_sky_map_pair(signal_map, background_map, *, source_directions=None,
-                      figsize=(13, 4.2)):
+def plot_sky_map_pair(
+    signal_map, background_map, *, source_directions=None, figsize=(13, 4.2)
+):
     """A signal map beside an isotropic one, sharing one energy colour bar.
 
     Parameters
@@ -239,18 +276,31 @@ def plot_sky_map_pair(signal_map, background_map, *, source_directions=None,
     -------
     matplotlib.figure.Figure
     """
-    both = np.concatenate([_check_event_map(signal_map), _check_event_map(background_map)])
+    both = np.concatenate(
+        [_check_event_map(signal_map), _check_event_map(background_map)]
+    )
     energy_eev = energy_eev_from_normalised(both[:, 3])
     energy_range_eev = (energy_eev.min(), energy_eev.max())
 
-    fig, (ax_signal, ax_background) = plt.subplots(1, 2, figsize=figsize,
-                                                   layout="constrained")
-    scatter = plot_sky_map(ax_signal, signal_map, source_directions=source_directions,
-                           energy_range_eev=energy_range_eev, title="signal map")
-    plot_sky_map(ax_background, background_map, energy_range_eev=energy_range_eev,
-                 title="isotropic map")
-    fig.colorbar(scatter, ax=[ax_signal, ax_background], shrink=0.8,
-                 label="energy E (EeV)")
+    fig, (ax_signal, ax_background) = plt.subplots(
+        1, 2, figsize=figsize, layout="constrained"
+    )
+    scatter = plot_sky_map(
+        ax_signal,
+        signal_map,
+        source_directions=source_directions,
+        energy_range_eev=energy_range_eev,
+        title="signal map",
+    )
+    plot_sky_map(
+        ax_background,
+        background_map,
+        energy_range_eev=energy_range_eev,
+        title="isotropic map",
+    )
+    fig.colorbar(
+        scatter, ax=[ax_signal, ax_background], shrink=0.8, label="energy E (EeV)"
+    )
     return fig
 
 
@@ -269,15 +319,18 @@ def edges_from_neighbors(neighbor_indices):
         One row (i, j) per edge, grouped by the central point i.
     """
     neighbor_indices = np.asarray(neighbor_indices)
-    if neighbor_indices.ndim != 2 or not np.issubdtype(neighbor_indices.dtype, np.integer):
+    if neighbor_indices.ndim != 2 or not np.issubdtype(
+        neighbor_indices.dtype, np.integer
+    ):
         raise ValueError(
             f"neighbor_indices has shape {neighbor_indices.shape} and dtype "
             f"{neighbor_indices.dtype}; expected integer indices of shape (n_points, k) "
             "for one map: take one map of EdgeConv.neighbors(...), e.g. result[0]."
         )
     n_points, k = neighbor_indices.shape
-    if neighbor_indices.size and (neighbor_indices.min() < 0
-                                  or neighbor_indices.max() >= n_points):
+    if neighbor_indices.size and (
+        neighbor_indices.min() < 0 or neighbor_indices.max() >= n_points
+    ):
         raise ValueError(
             f"neighbor_indices holds indices from {neighbor_indices.min()} to "
             f"{neighbor_indices.max()}; expected 0 to {n_points - 1} (one map of "
@@ -342,7 +395,9 @@ def great_circle_segments(start_xyz, end_xyz, n_samples=12):
             "expected one start and one end per edge."
         )
     if n_samples < 2:
-        raise ValueError(f"n_samples = {n_samples}; expected at least 2 points per arc.")
+        raise ValueError(
+            f"n_samples = {n_samples}; expected at least 2 points per arc."
+        )
 
     cosine = np.clip(np.einsum("ij,ij->i", start_xyz, end_xyz), -1.0, 1.0)
     angle = np.arccos(cosine)[:, None, None]
@@ -350,9 +405,12 @@ def great_circle_segments(start_xyz, end_xyz, n_samples=12):
     sin_angle = np.sin(angle)
     nearly_parallel = sin_angle < 1e-9
     safe_sin = np.where(nearly_parallel, 1.0, sin_angle)
-    weight_start = np.where(nearly_parallel, 1 - fraction,
-                            np.sin((1 - fraction) * angle) / safe_sin)
-    weight_end = np.where(nearly_parallel, fraction, np.sin(fraction * angle) / safe_sin)
+    weight_start = np.where(
+        nearly_parallel, 1 - fraction, np.sin((1 - fraction) * angle) / safe_sin
+    )
+    weight_end = np.where(
+        nearly_parallel, fraction, np.sin(fraction * angle) / safe_sin
+    )
     arcs = weight_start * start_xyz[:, None, :] + weight_end * end_xyz[:, None, :]
     arcs /= np.linalg.norm(arcs, axis=-1, keepdims=True)
 
@@ -364,8 +422,16 @@ def great_circle_segments(start_xyz, end_xyz, n_samples=12):
     return pieces[~crosses_seam]
 
 
-def plot_neighbor_graph(ax, xyz, neighbor_indices, *, energy_eev=None, title=None,
-                        edge_color="0.25", n_samples=12):
+def plot_neighbor_graph(
+    ax,
+    xyz,
+    neighbor_indices,
+    *,
+    energy_eev=None,
+    title=None,
+    edge_color="0.25",
+    n_samples=12,
+):
     """Draw a k-nearest-neighbour graph of one map on the projected sky.
 
     Edges follow great circles and are cut at the l = +-180 deg seam, so a graph built
@@ -403,17 +469,25 @@ def plot_neighbor_graph(ax, xyz, neighbor_indices, *, energy_eev=None, title=Non
         )
     draw_sky_frame(ax)
     pieces = great_circle_segments(xyz[edges[:, 0]], xyz[edges[:, 1]], n_samples)
-    ax.add_collection(LineCollection(pieces, colors=edge_color, linewidths=0.4,
-                                     alpha=0.6, zorder=1))
+    ax.add_collection(
+        LineCollection(pieces, colors=edge_color, linewidths=0.4, alpha=0.6, zorder=1)
+    )
 
     x, y = hammer_xy_from_unit_vectors(xyz)
     if energy_eev is None:
         scatter = ax.scatter(x, y, s=6, color="0.5", linewidths=0, zorder=2)
     else:
         energy_eev = np.asarray(energy_eev, dtype=np.float64)
-        scatter = ax.scatter(x, y, s=8, c=energy_eev, cmap="viridis",
-                             norm=LogNorm(energy_eev.min(), energy_eev.max()),
-                             linewidths=0, zorder=2)
+        scatter = ax.scatter(
+            x,
+            y,
+            s=8,
+            c=energy_eev,
+            cmap="viridis",
+            norm=LogNorm(energy_eev.min(), energy_eev.max()),
+            linewidths=0,
+            zorder=2,
+        )
     if title is not None:
         ax.set_title(title)
     return scatter
@@ -442,8 +516,9 @@ def plot_training_history(history, figsize=(11, 3.8)):
             "metrics=['accuracy'] and pass model.fit(...).history."
         )
     fig, axes = plt.subplots(1, 2, figsize=figsize, layout="constrained")
-    for ax, key, label in zip(axes, ("loss", "accuracy"),
-                              ("loss (cross-entropy)", "accuracy")):
+    for ax, key, label in zip(
+        axes, ("loss", "accuracy"), ("loss (cross-entropy)", "accuracy")
+    ):
         epochs = np.arange(1, len(history[key]) + 1)
         ax.plot(epochs, history[key], marker="o", label="training")
         if f"val_{key}" in history:
@@ -466,7 +541,9 @@ def plot_roc_curve(ax, false_positive_rate, true_positive_rate, auc_value):
     auc_value : float
         Area under the curve, shown in the legend.
     """
-    ax.plot(false_positive_rate, true_positive_rate, label=f"DGCNN (AUC = {auc_value:.3f})")
+    ax.plot(
+        false_positive_rate, true_positive_rate, label=f"DGCNN (AUC = {auc_value:.3f})"
+    )
     ax.plot([0, 1], [0, 1], linestyle="--", color="0.6", label="random guess")
     ax.set_xlabel("false positive rate (isotropic maps called signal)")
     ax.set_ylabel("true positive rate (signal maps found)")

@@ -76,7 +76,9 @@ if "google.colab" in sys.modules:
     checkout = Path("cosmic-ray-dgcnn")
     if not checkout.exists():
         subprocess.run(["git", "clone", "--depth", "1", REPOSITORY_URL], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "healpy"], check=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "healpy"], check=True
+    )
     sys.path.insert(0, str(checkout.resolve()))
 else:
     # On a clone the notebook runs in solutions/ or notebooks/; the code is one level up.
@@ -120,8 +122,10 @@ def gpu_names():
     return []
 
 
-print(f"Keras {keras.__version__}, backend {keras.backend.backend()}, "
-      f"Python {sys.version.split()[0]}")
+print(
+    f"Keras {keras.__version__}, backend {keras.backend.backend()}, "
+    f"Python {sys.version.split()[0]}"
+)
 if gpu_names():
     print("GPU:", ", ".join(gpu_names()))
 else:
@@ -155,6 +159,7 @@ print("Keras backend:", keras.backend.backend())
 # less than 3.5 GB is available (the container's limit, the variable `MEM_LIMIT` or the
 # machine's memory) the next cell falls back to 10 000 maps and batches of 32, and says
 # so: enough to run the lesson end to end, with a lower accuracy.
+
 
 # %%
 # NBVAL_IGNORE_OUTPUT

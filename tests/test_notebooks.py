@@ -39,18 +39,18 @@ print(f(3))
 
 def test_exercise_py_is_what_the_generator_makes():
     expected = make_exercise.exercise_source(SOLUTION_TEXT)
-    assert make_exercise.EXERCISE_PY.read_text(encoding="utf-8") == expected, (
-        "notebooks/ is stale: run python tools/make_exercise.py"
-    )
+    assert (
+        make_exercise.EXERCISE_PY.read_text(encoding="utf-8") == expected
+    ), "notebooks/ is stale: run python tools/make_exercise.py"
 
 
 def test_exercise_ipynb_is_what_the_generator_makes():
     expected = make_exercise.generated_exercise_files(SOLUTION_TEXT)[
         make_exercise.EXERCISE_IPYNB
     ]
-    assert make_exercise.EXERCISE_IPYNB.read_bytes() == expected.encode("utf-8"), (
-        "notebooks/ is stale: run python tools/make_exercise.py"
-    )
+    assert make_exercise.EXERCISE_IPYNB.read_bytes() == expected.encode(
+        "utf-8"
+    ), "notebooks/ is stale: run python tools/make_exercise.py"
 
 
 def test_exercise_notebook_has_no_outputs():
@@ -64,7 +64,9 @@ def test_solution_notebook_matches_its_source():
     expected = make_exercise.notebook_from_source(
         make_exercise.solution_source(SOLUTION_TEXT)
     )
-    assert make_exercise.cell_sources(committed) == make_exercise.cell_sources(expected), (
+    assert make_exercise.cell_sources(committed) == make_exercise.cell_sources(
+        expected
+    ), (
         "solutions/dgcnn_cosmic_rays.ipynb is stale: run "
         "python tools/make_exercise.py --execute"
     )
@@ -110,8 +112,12 @@ def test_solution_source_only_drops_marker_lines():
 
 
 def test_generated_notebook_is_reproducible():
-    first = make_exercise.notebook_text(make_exercise.notebook_from_source(SMALL_SOURCE))
-    second = make_exercise.notebook_text(make_exercise.notebook_from_source(SMALL_SOURCE))
+    first = make_exercise.notebook_text(
+        make_exercise.notebook_from_source(SMALL_SOURCE)
+    )
+    second = make_exercise.notebook_text(
+        make_exercise.notebook_from_source(SMALL_SOURCE)
+    )
     assert first == second
     notebook = nbformat.reads(first, as_version=4)
     assert [cell.id for cell in notebook.cells] == ["cell-00", "cell-01", "cell-02"]
@@ -122,7 +128,8 @@ def test_check_command_passes_on_the_committed_files():
 
 
 @pytest.mark.parametrize(
-    "arguments", [["--quick"], ["--output", "x.ipynb"], ["--execute", "--output", "x.txt"]]
+    "arguments",
+    [["--quick"], ["--output", "x.ipynb"], ["--execute", "--output", "x.txt"]],
 )
 def test_command_line_rejects_options_that_do_not_fit(arguments):
     with pytest.raises(SystemExit):
@@ -151,7 +158,9 @@ def test_exercise_stops_at_its_first_blank():
 
     notebook = nbformat.read(make_exercise.EXERCISE_IPYNB, as_version=4)
     code_cells = [cell for cell in notebook.cells if cell.cell_type == "code"]
-    first_use = next(i for i, cell in enumerate(code_cells) if "EdgeConv(lambda" in cell.source)
+    first_use = next(
+        i for i, cell in enumerate(code_cells) if "EdgeConv(lambda" in cell.source
+    )
     client = NotebookClient(
         notebook,
         timeout=600,

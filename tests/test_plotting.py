@@ -65,7 +65,8 @@ def test_seam_is_the_left_and_right_edge():
 
 def test_longitude_is_wrapped():
     np.testing.assert_allclose(
-        plotting.hammer_xy(np.radians(370.0), 0.3), plotting.hammer_xy(np.radians(10.0), 0.3)
+        plotting.hammer_xy(np.radians(370.0), 0.3),
+        plotting.hammer_xy(np.radians(10.0), 0.3),
     )
 
 
@@ -118,12 +119,16 @@ def test_non_unit_vectors_are_rejected():
 def test_energy_normalisation_inverts():
     # The data contract: normalised energy = log10(E / eV) / 20.5.
     normalised = np.log10([4e19, 1e20]) / 20.5
-    np.testing.assert_allclose(plotting.energy_eev_from_normalised(normalised), [40, 100])
+    np.testing.assert_allclose(
+        plotting.energy_eev_from_normalised(normalised), [40, 100]
+    )
 
 
 def test_edges_from_neighbors():
     edges = plotting.edges_from_neighbors(np.array([[1, 2], [0, 2], [1, 0]]))
-    np.testing.assert_array_equal(edges, [[0, 1], [0, 2], [1, 0], [1, 2], [2, 1], [2, 0]])
+    np.testing.assert_array_equal(
+        edges, [[0, 1], [0, 2], [1, 0], [1, 2], [2, 1], [2, 0]]
+    )
 
 
 @pytest.mark.parametrize(
@@ -146,8 +151,9 @@ def test_edge_separation_on_the_equator():
 
 
 def test_arc_follows_the_great_circle():
-    pieces = plotting.great_circle_segments(unit_vector(0.0, 0.0)[None],
-                                            unit_vector(90.0, 0.0)[None], n_samples=3)
+    pieces = plotting.great_circle_segments(
+        unit_vector(0.0, 0.0)[None], unit_vector(90.0, 0.0)[None], n_samples=3
+    )
     assert pieces.shape == (2, 2, 2)
     np.testing.assert_allclose(pieces[0, 1], plotting.hammer_xy(np.radians(45.0), 0.0))
     np.testing.assert_allclose(pieces[1, 1], plotting.hammer_xy(np.radians(90.0), 0.0))
@@ -177,7 +183,9 @@ def test_sky_map_draws_every_event_with_an_energy_colour_bar():
     colorbar = fig.colorbar(scatter, ax=ax, label="energy E (EeV)")
     assert len(scatter.get_offsets()) == len(event_map)
     energy_eev = plotting.energy_eev_from_normalised(event_map[:, 3])
-    np.testing.assert_allclose(np.sort(scatter.get_array()), np.sort(energy_eev), rtol=1e-6)
+    np.testing.assert_allclose(
+        np.sort(scatter.get_array()), np.sort(energy_eev), rtol=1e-6
+    )
     assert "longitude" in ax.get_xlabel() and "latitude" in ax.get_ylabel()
     assert colorbar.ax.get_ylabel() == "energy E (EeV)"
 
@@ -228,12 +236,18 @@ def test_neighbor_graph_draws_each_edge_as_an_arc():
 def test_neighbor_graph_needs_matching_positions():
     fig, ax = plt.subplots()
     with pytest.raises(ValueError, match="same map"):
-        plotting.plot_neighbor_graph(ax, isotropic_map(10)[:, :3], np.zeros((9, 2), int))
+        plotting.plot_neighbor_graph(
+            ax, isotropic_map(10)[:, :3], np.zeros((9, 2), int)
+        )
 
 
 def test_training_history_plot():
-    history = {"loss": [0.7, 0.5], "accuracy": [0.5, 0.7],
-               "val_loss": [0.69, 0.6], "val_accuracy": [0.55, 0.65]}
+    history = {
+        "loss": [0.7, 0.5],
+        "accuracy": [0.5, 0.7],
+        "val_loss": [0.69, 0.6],
+        "val_accuracy": [0.55, 0.65],
+    }
     fig = plotting.plot_training_history(history)
     loss_ax, accuracy_ax = fig.axes
     assert len(loss_ax.lines) == 2 and accuracy_ax.get_xlabel() == "epoch"

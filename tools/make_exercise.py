@@ -56,7 +56,9 @@ NOTEBOOK_METADATA = {
     "language_info": {"name": "python"},
 }
 
-_START = re.compile(r"^(?P<indent>[ \t]*)# \[solution (?P<number>\d+)\] (?P<task>\S.*)$")
+_START = re.compile(
+    r"^(?P<indent>[ \t]*)# \[solution (?P<number>\d+)\] (?P<task>\S.*)$"
+)
 _END = re.compile(r"^[ \t]*# \[end solution (?P<number>\d+)\]$")
 
 
@@ -95,8 +97,12 @@ def find_solution_regions(text):
                     f"{open_region['start'] + 1}); expected '# [end solution "
                     f"{open_region['number']}]' first: regions do not nest."
                 )
-            open_region = dict(number=int(start["number"]), task=start["task"].strip(),
-                               indent=start["indent"], start=index)
+            open_region = dict(
+                number=int(start["number"]),
+                task=start["task"].strip(),
+                indent=start["indent"],
+                start=index,
+            )
             expected = len(regions) + 1
             if open_region["number"] != expected:
                 raise MarkerError(
@@ -135,7 +141,11 @@ def find_solution_regions(text):
 def _blank(region):
     message = f"Exercise {region['number']}: {region['task']}"
     indent = region["indent"]
-    return [f"{indent}raise NotImplementedError(", f'{indent}    "{message}"', f"{indent})"]
+    return [
+        f"{indent}raise NotImplementedError(",
+        f'{indent}    "{message}"',
+        f"{indent})",
+    ]
 
 
 def solution_source(text):
@@ -154,7 +164,7 @@ def exercise_source(text):
     output = []
     position = 0
     for region in regions:
-        output.extend(lines[position:region["start"]])
+        output.extend(lines[position : region["start"]])
         output.extend(_blank(region))
         position = region["end"] + 1
     output.extend(lines[position:])
@@ -185,8 +195,9 @@ def cell_sources(notebook):
 def write_atomically(path, text):
     """Write ``text`` to ``path`` through a temporary file, so no half file is left."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
-                                         suffix=".tmp")
+    handle, temporary = tempfile.mkstemp(
+        dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
+    )
     try:
         with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as stream:
             stream.write(text)
@@ -212,9 +223,10 @@ def stale_files(solution_text):
         if not path.exists() or path.read_text(encoding="utf-8") != text:
             stale.append(path)
     expected = cell_sources(notebook_from_source(solution_source(solution_text)))
-    if not SOLUTION_IPYNB.exists() or cell_sources(
-        nbformat.read(SOLUTION_IPYNB, as_version=4)
-    ) != expected:
+    if (
+        not SOLUTION_IPYNB.exists()
+        or cell_sources(nbformat.read(SOLUTION_IPYNB, as_version=4)) != expected
+    ):
         stale.append(SOLUTION_IPYNB)
     return stale
 
@@ -262,17 +274,31 @@ def main(argv=None):
         f"solution notebook) from {SOLUTION_PY.relative_to(REPO_ROOT)}."
     )
     action = parser.add_mutually_exclusive_group()
-    action.add_argument("--check", action="store_true",
-                        help="write nothing; exit 1 if a generated file is out of date")
-    action.add_argument("--execute", action="store_true",
-                        help="also execute the solution notebook and write it")
-    parser.add_argument("--quick", action="store_true",
-                        help="with --execute: run in quick mode (COURSE_QUICK=1)")
-    parser.add_argument("--output", type=Path, default=SOLUTION_IPYNB,
-                        help="with --execute: where to write the executed notebook "
-                        "(default: %(default)s)")
-    parser.add_argument("--force", action="store_true",
-                        help="with --output: replace an existing file")
+    action.add_argument(
+        "--check",
+        action="store_true",
+        help="write nothing; exit 1 if a generated file is out of date",
+    )
+    action.add_argument(
+        "--execute",
+        action="store_true",
+        help="also execute the solution notebook and write it",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="with --execute: run in quick mode (COURSE_QUICK=1)",
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=SOLUTION_IPYNB,
+        help="with --execute: where to write the executed notebook "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="with --output: replace an existing file"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     output = args.output.resolve()
@@ -281,8 +307,10 @@ def main(argv=None):
     if output.suffix != ".ipynb":
         parser.error(f"--output {args.output} should end in .ipynb")
     if output != SOLUTION_IPYNB and output.exists() and not args.force:
-        parser.error(f"{args.output} exists; add --force to replace it, or choose another "
-                     "path")
+        parser.error(
+            f"{args.output} exists; add --force to replace it, or choose another "
+            "path"
+        )
 
     solution_text = SOLUTION_PY.read_text(encoding="utf-8")
     try:
@@ -296,8 +324,10 @@ def main(argv=None):
         for path in stale:
             logger.error("out of date: %s", path.relative_to(REPO_ROOT))
         if stale:
-            logger.error("regenerate with: python tools/make_exercise.py%s",
-                         " --execute" if SOLUTION_IPYNB in stale else "")
+            logger.error(
+                "regenerate with: python tools/make_exercise.py%s",
+                " --execute" if SOLUTION_IPYNB in stale else "",
+            )
             return 1
         logger.info("all generated notebooks are up to date")
         return 0
