@@ -29,6 +29,9 @@ AGGREGATIONS = {"mean": ops.mean, "max": ops.max, "sum": ops.sum}
 # Selection by repeated maxima costs k passes over the rows; above this k, top_k wins.
 MAX_K_BY_EXTRACTION = 16
 
+# Functions compiled by _xla, so that each is traced once per input shape.
+_XLA_CACHE = {}
+
 
 def _xla(function):
     """``function`` compiled with XLA on the TensorFlow backend, else unchanged.
@@ -43,9 +46,6 @@ def _xla(function):
 
         _XLA_CACHE[function] = tf.function(function, jit_compile=True)
     return _XLA_CACHE[function]
-
-
-_XLA_CACHE = {}
 
 
 def _closeness(products, squared_norms, rows, columns, num_points):
