@@ -352,7 +352,8 @@ def kernel_nn(data, nodes=16):
 #   second layer as both points and features;
 # - average over all events with `layers.GlobalAveragePooling1D()`, so that the result
 #   does not depend on the order of the events;
-# - and a `layers.Dense(2, activation="softmax")` layer for the two classes.
+# - and a `layers.Dense(2, activation="softmax")` layer for the two classes; call its
+#   result `output`, from which the cell then builds the model.
 #
 # Each EdgeConv layer uses k = 8 neighbours here (`next_neighbors=8`).
 
