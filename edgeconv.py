@@ -29,6 +29,9 @@ AGGREGATIONS = {"mean": ops.mean, "max": ops.max, "sum": ops.sum}
 # Selection by repeated maxima costs k passes over the rows; above this k, top_k wins.
 MAX_K_BY_EXTRACTION = 16
 
+# Up to this many coordinates, the search in blocks computes differences, not products.
+MAX_WIDTH_BY_DIFFERENCES = 4
+
 # Functions compiled by _xla, so that each is traced once per input shape.
 _XLA_CACHE = {}
 
@@ -48,15 +51,22 @@ def _xla(function):
     return _XLA_CACHE[function]
 
 
+def _exclude(closeness, rows, columns, num_points):
+    """Closeness with the self-pair and columns past the last point (padding) at -inf.
+
+    So a point is never its own neighbour, even when another point coincides with it.
+    """
+    excluded = (rows == columns) | (columns >= num_points)
+    return ops.where(excluded, ops.cast(-np.inf, closeness.dtype), closeness)
+
+
 def _closeness(products, squared_norms, rows, columns, num_points):
     """Minus the squared Euclidean distance, from |a|^2 - 2 a.b + |b|^2; larger is nearer.
 
-    The self-pair, and columns past the last point (padding), are minus infinity, so a
-    point is never its own neighbour, even when another point coincides with it.
+    Pairs are excluded as in ``_exclude``.
     """
     closeness = 2.0 * products - squared_norms[0] - squared_norms[1]
-    excluded = (rows == columns) | (columns >= num_points)
-    return ops.where(excluded, ops.cast(-np.inf, closeness.dtype), closeness)
+    return _exclude(closeness, rows, columns, num_points)
 
 
 def _top_k_indices(values, k, by_extraction):
@@ -146,6 +156,10 @@ def _search(points, k, block_size, by_extraction):
         padding = ((0, 0), (0, padded_size - points.shape[1]), (0, 0))
         padded_points = ops.pad(points, padding)
 
+    if block_size > 1 and points.shape[-1] <= MAX_WIDTH_BY_DIFFERENCES:
+        return _search_by_differences(
+            points, padded_points, k, block_size, num_blocks, by_extraction
+        )
     squared_norms = ops.sum(ops.square(padded_points), axis=-1)
     own_norms = squared_norms[:, :num_points]
     products = ops.matmul(points, ops.transpose(padded_points, (0, 2, 1)))
@@ -179,6 +193,51 @@ def _search(points, k, block_size, by_extraction):
     candidates = _closeness(
         ops.reshape(candidate_products, (-1, k * block_size)),
         (ops.reshape(own_norms, (-1, 1)), candidate_norms),
+        row % num_points,
+        columns,
+        num_points,
+    )
+    best_candidates = _top_k_indices(candidates, k, by_extraction)
+
+    indices = _rows_take(columns, best_candidates)
+    return ops.reshape(indices, (batch_size, num_points, k))
+
+
+def _search_by_differences(
+    points, padded_points, k, block_size, num_blocks, by_extraction
+):
+    """The search in blocks for points of few dimensions, from explicit differences.
+
+    With D <= ``MAX_WIDTH_BY_DIFFERENCES`` a matrix product stores more than it computes;
+    the differences instead fuse into the reduction to block maxima, so that nothing of
+    size (B, P, P) is stored, and the candidates' distances are computed again from their
+    coordinates.
+    """
+    batch_size, num_points = ops.shape(points)[0], ops.shape(points)[1]
+    padded_size = num_blocks * block_size
+    position = ops.arange(padded_size, dtype="int32")
+    differences = ops.expand_dims(points, 2) - ops.expand_dims(padded_points, 1)
+    closeness = _exclude(
+        -ops.sum(ops.square(differences), axis=-1),
+        ops.expand_dims(position[:num_points], 1),
+        ops.expand_dims(position, 0),
+        num_points,
+    )
+    maxima = -ops.min(-ops.reshape(closeness, (-1, num_blocks, block_size)), axis=-1)
+    best_blocks = _top_k_indices(maxima, k, by_extraction)
+
+    offsets = ops.arange(block_size, dtype="int32")
+    columns = ops.expand_dims(best_blocks * block_size, 2) + offsets
+    columns = ops.reshape(columns, (-1, k * block_size))
+    row = ops.expand_dims(ops.arange(batch_size * num_points, dtype="int32"), 1)
+    width = points.shape[-1]
+    flat_points = ops.reshape(padded_points, (-1, width))
+    candidate_points = ops.take(
+        flat_points, (row // num_points) * padded_size + columns, axis=0
+    )
+    own_points = ops.reshape(points, (-1, 1, width))
+    candidates = _exclude(
+        -ops.sum(ops.square(candidate_points - own_points), axis=-1),
         row % num_points,
         columns,
         num_points,

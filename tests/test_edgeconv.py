@@ -19,9 +19,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [os.path.dirname(HERE), HERE]
 
 import edgeconv_reference as reference  # noqa: E402
-from edgeconv import EdgeConv, nearest_neighbors  # noqa: E402
+from edgeconv import MAX_WIDTH_BY_DIFFERENCES, EdgeConv, nearest_neighbors  # noqa: E402
 
 ON_TENSORFLOW = keras.backend.backend() == "tensorflow"
+assert 3 <= MAX_WIDTH_BY_DIFFERENCES < 6, "the neighbour tests cover both searches"
 
 
 def kernel_nn(data, nodes=16):
@@ -72,10 +73,12 @@ def rng():
 # --- neighbour search -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("block_size", [None, 1, 2, 3, 5])
+@pytest.mark.parametrize("block_size", [None, 1, 2, 5])
 @pytest.mark.parametrize("fast_path", [True, False])
-def test_neighbors_are_the_k_nearest_other_points(rng, block_size, fast_path):
-    points = reference.random_cloud(rng, 3, 47, 3)
+@pytest.mark.parametrize("width", [3, 6])
+def test_neighbors_are_the_k_nearest_other_points(rng, block_size, fast_path, width):
+    # Widths on both sides of MAX_WIDTH_BY_DIFFERENCES: differences and products.
+    points = reference.random_cloud(rng, 3, 47, width)
     indices = keras.ops.convert_to_numpy(
         nearest_neighbors(points, 6, block_size=block_size, fast_path=fast_path)
     )
