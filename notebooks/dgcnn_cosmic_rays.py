@@ -164,7 +164,7 @@ print("Keras backend:", keras.backend.backend())
 # %%
 # NBVAL_IGNORE_OUTPUT
 def memory_gib():
-    """Memory this session may use: the least of MEM_LIMIT, the container's and the RAM."""
+    """Memory this session may use: least of MEM_LIMIT, the container limit, the RAM."""
     limits_bytes = []
     if "MEM_LIMIT" in os.environ:
         limits_bytes.append(int(os.environ["MEM_LIMIT"]))

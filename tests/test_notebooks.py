@@ -1,4 +1,4 @@
-"""The course notebooks: generated files in sync with the source, and the exercise's blanks.
+"""The course notebooks: generated files in sync with the source; the exercise blanks.
 
 The solution notebook itself runs under nbval (``python -m pytest`` collects
 ``solutions/``; see pytest.ini); these tests check what nbval cannot.

@@ -1,4 +1,4 @@
-"""Tests of the sky-map plots: the Hammer projection, the graph geometry and the figures."""
+"""Tests of the sky-map plots: Hammer projection, graph geometry and the figures."""
 
 import matplotlib
 

@@ -172,7 +172,7 @@ def exercise_source(text):
 
 
 def notebook_from_source(text):
-    """A notebook (no outputs) from jupytext percent text, with stable ids and metadata."""
+    """A notebook without outputs from jupytext percent text; stable ids and metadata."""
     notebook = jupytext.reads(text, fmt="py:percent")
     notebook.metadata = nbformat.from_dict(NOTEBOOK_METADATA)
     notebook.nbformat, notebook.nbformat_minor = 4, 5
