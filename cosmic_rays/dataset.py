@@ -302,16 +302,50 @@ def load_cr_sphere(
     """
     if source not in ("simulate", "download"):
         raise ValueError(f"source={source!r}; expected 'simulate' or 'download'.")
-    path = default_path(n_maps, seed) if path is None else Path(path)
+    is_cache = path is None
+    path = default_path(n_maps, seed) if is_cache else Path(path)
     if path.exists():
         logger.info("reading %s", path)
-        return read_cr_sphere(path)
+        arrays = read_cr_sphere(path)
+        if is_cache:
+            _check_cached_settings(path, arrays, n_maps, seed, parameters)
+        return arrays
     if source == "download":
         _download(path)
         return read_cr_sphere(path)
     logger.info("%s is missing: simulating %d maps with seed %d", path, n_maps, seed)
     simulate_cr_sphere(path, n_maps, seed, parameters, progress=progress)
     return read_cr_sphere(path)
+
+
+def _check_cached_settings(path, arrays, n_maps, seed, parameters):
+    """Refuse a cached simulation made with other settings than the ones asked for.
+
+    The cache is named by size and seed only, so a file left by an older version of the
+    simulator (other defaults) or by a call with other parameters would otherwise be
+    read silently.
+    """
+    from cosmic_rays.skymaps import SkyMapParameters
+
+    stored = arrays.get("parameters")
+    if stored is None:
+        return
+    wanted = {
+        **(parameters or SkyMapParameters()).to_dict(),
+        "seed": seed,
+        "n_maps": n_maps,
+    }
+    differing = sorted(
+        f"{key}: file {stored.get(key)!r}, asked {value!r}"
+        for key, value in json.loads(json.dumps(wanted)).items()
+        if stored.get(key) != value
+    )
+    if differing:
+        raise DataSetError(
+            f"{path} was simulated with other settings than asked for "
+            f"({'; '.join(differing)}). Delete it to simulate it again with the current "
+            "settings, or pass path= to keep several data sets."
+        )
 
 
 def _download(path):

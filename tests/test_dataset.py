@@ -198,6 +198,15 @@ def test_missing_file_is_simulated_at_the_default_path(data_dir):
     np.testing.assert_array_equal(result["data"], again["data"])
 
 
+def test_cached_file_from_other_settings_is_refused(data_dir):
+    from cosmic_rays.skymaps import SkyMapParameters
+
+    load_cr_sphere(n_maps=6, seed=3, progress=False)
+    other = SkyMapParameters(signal_fraction=0.2)
+    with pytest.raises(DataSetError, match=r"signal_fraction: file .*, asked 0.2"):
+        load_cr_sphere(n_maps=6, seed=3, parameters=other)
+
+
 def test_failed_download_says_so_and_how_to_simulate(tmp_path, monkeypatch):
     import gdown
 
