@@ -59,6 +59,16 @@ def default_path(n_maps=50000, seed=1):
     return Path(DATA_DIR) / f"cr_sphere_{n_maps}maps_seed{seed}.npz"
 
 
+def _regenerate_hint(name):
+    """How to make a good file at ``name`` (a path, or a description of the data)."""
+    out = name if str(name).endswith(".npz") else "data/cr_sphere.npz"
+    return (
+        f"regenerate it with `python -m cosmic_rays simulate --maps N --seed S --out {out}"
+        " --force` (from the repository root), or delete it and let load_cr_sphere() "
+        "simulate it again"
+    )
+
+
 def validate_cr_sphere(arrays, name="the data set"):
     """Check arrays against the data contract; raise DataSetError naming the problem.
 
@@ -70,7 +80,7 @@ def validate_cr_sphere(arrays, name="the data set"):
     name : str
         How to call the data in messages (usually the file name).
     """
-    fix = f"regenerate it with `{SIMULATE_HINT} --force`"
+    fix = _regenerate_hint(name)
     missing = [key for key in ("data", "label") if key not in arrays]
     if missing:
         raise DataSetError(
@@ -202,8 +212,8 @@ def read_cr_sphere(path):
             arrays = {key: f[key] for key in f.files}
     except (ValueError, OSError, EOFError) as error:
         raise DataSetError(
-            f"{path} could not be read as an .npz file ({error}); delete it and "
-            f"regenerate it with `{SIMULATE_HINT}`."
+            f"{path} could not be read: it is not a valid .npz archive "
+            f"({type(error).__name__}); {_regenerate_hint(path)}."
         ) from error
     validate_cr_sphere(arrays, name=str(path))
     result = {
