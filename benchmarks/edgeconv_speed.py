@@ -44,22 +44,12 @@ def parse_arguments():
     return parser.parse_args()
 
 
-def kernel_nn(data, nodes=16):
-    from keras import layers
-
-    x_i, x_j = data
-    x = layers.Concatenate(axis=-1)([x_i, layers.Subtract()([x_i, x_j])])
-    for _ in range(3):
-        x = layers.Dense(nodes, use_bias=False, activation="relu")(x)
-        x = layers.BatchNormalization()(x)
-    return x
-
-
 def reference_model(num_points, plain):
     import keras
     from keras import layers
 
     from edgeconv import EdgeConv
+    from reference_kernel import kernel_nn
 
     options = {"next_neighbors": 8, "fast_path": not plain}
     points = keras.Input((num_points, 3))

@@ -34,16 +34,7 @@ from sklearn.metrics import roc_auc_score  # noqa: E402
 from cosmic_rays.dataset import read_cr_sphere, simulate_cr_sphere  # noqa: E402
 from cosmic_rays.skymaps import SkyMapParameters  # noqa: E402
 from edgeconv import EdgeConv  # noqa: E402
-
-
-def kernel_nn(data, nodes):
-    """Edge network of the exercise: [x_i, x_i - x_j], then 3 x (Dense, BatchNorm)."""
-    x_i, x_j = data
-    x = layers.Concatenate(axis=-1)([x_i, layers.Subtract()([x_i, x_j])])
-    for _ in range(3):
-        x = layers.Dense(nodes, use_bias=False, activation="relu")(x)
-        x = layers.BatchNormalization()(x)
-    return x
+from reference_kernel import kernel_nn  # noqa: E402
 
 
 def reference_network(n_events):

@@ -1,0 +1,17 @@
+"""The exercise's edge network, shared by the benchmarks.
+
+[x_i, x_i - x_j], then 3 x (Dense without bias, ReLU, BatchNormalization): the solution
+of Exercise 1 in solutions/dgcnn_cosmic_rays.py, which stays the student's own copy.
+"""
+
+
+def kernel_nn(data, nodes=16):
+    """Edge features of the pairs ``data = [x_i, x_j]``, each of shape (None, C)."""
+    from keras import layers  # after the caller has chosen KERAS_BACKEND
+
+    x_i, x_j = data
+    x = layers.Concatenate(axis=-1)([x_i, layers.Subtract()([x_i, x_j])])
+    for _ in range(3):
+        x = layers.Dense(nodes, use_bias=False, activation="relu")(x)
+        x = layers.BatchNormalization()(x)
+    return x
