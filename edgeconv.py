@@ -60,15 +60,6 @@ def _exclude(closeness, rows, columns, num_points):
     return ops.where(excluded, ops.cast(-np.inf, closeness.dtype), closeness)
 
 
-def _closeness(products, squared_norms, rows, columns, num_points):
-    """Minus the squared Euclidean distance, from |a|^2 - 2 a.b + |b|^2; larger is nearer.
-
-    Pairs are excluded as in ``_exclude``.
-    """
-    closeness = 2.0 * products - squared_norms[0] - squared_norms[1]
-    return _exclude(closeness, rows, columns, num_points)
-
-
 def _top_k_indices(values, k, by_extraction):
     """Column indices of the k largest values of every row, largest first.
 
@@ -98,32 +89,13 @@ def _top_k_indices(values, k, by_extraction):
     for _ in range(k):
         largest = ops.max(values, axis=-1, keepdims=True)
         first = ops.min(
-            ops.where(values == largest, column, num_columns - 1), axis=-1, keepdims=True
+            ops.where(values == largest, column, num_columns - 1),
+            axis=-1,
+            keepdims=True,
         )
         chosen.append(first)
         values = ops.where(column == first, removed, values)
     return ops.concatenate(chosen, axis=-1)
-
-
-def _rows_take(table, columns):
-    """``table[r, columns[r, n]]`` for every row r, as one flat gather.
-
-    ``take_along_axis`` would be the obvious call, but on TensorFlow it materialises a
-    broadcast of the indices; a flat gather does not.
-
-    Parameters
-    ----------
-    table : tensor, shape (R, N, ...)
-    columns : int32 tensor, shape (R, M)
-
-    Returns
-    -------
-    tensor, shape (R * M, ...)
-    """
-    num_rows, num_columns = ops.shape(table)[0], ops.shape(table)[1]
-    flat_table = ops.reshape(table, (-1,) + tuple(table.shape[2:]))
-    rows = ops.expand_dims(ops.arange(num_rows, dtype="int32") * num_columns, 1)
-    return ops.take(flat_table, ops.reshape(rows + columns, (-1,)), axis=0)
 
 
 def search_block_size(num_points, k):
@@ -131,7 +103,6 @@ def search_block_size(num_points, k):
 
     Blocks of b points leave two short selections, over P / b block maxima and over
     k * b candidates, instead of one over P points; b near sqrt(P / k) balances the two.
-    A power of two keeps the rows a multiple of the CPU's vector width.
     """
     if num_points is None or num_points < 4 * k:
         return 1
@@ -139,113 +110,135 @@ def search_block_size(num_points, k):
 
 
 def _search(points, k, block_size, by_extraction):
-    """The neighbour search of ``nearest_neighbors``, for fixed settings.
-
-    The only (B, P, P)-sized tensor is the matrix of scalar products. For a search in
-    blocks, the points are padded before the product so that it splits into blocks as it
-    is; the closeness of all pairs is reduced to block maxima as it is computed, and that
-    of the candidates is computed again from the stored products.
-    """
+    """The neighbour search of ``nearest_neighbors``, for fixed settings."""
+    if block_size > 1:
+        return _search_in_blocks(points, k, block_size, by_extraction)
     batch_size, num_points = ops.shape(points)[0], ops.shape(points)[1]
-    if block_size == 1:
-        padded_points, num_blocks, padded_size = points, None, num_points
-    else:
-        num_blocks = -(-points.shape[1] // block_size)
-        num_blocks += -num_blocks % 8
-        padded_size = num_blocks * block_size
-        padding = ((0, 0), (0, padded_size - points.shape[1]), (0, 0))
-        padded_points = ops.pad(points, padding)
-
-    if block_size > 1 and points.shape[-1] <= MAX_WIDTH_BY_DIFFERENCES:
-        return _search_by_differences(
-            points, padded_points, k, block_size, num_blocks, by_extraction
-        )
-    squared_norms = ops.sum(ops.square(padded_points), axis=-1)
-    own_norms = squared_norms[:, :num_points]
-    products = ops.matmul(points, ops.transpose(padded_points, (0, 2, 1)))
-    position = ops.arange(padded_size, dtype="int32")
-    closeness = _closeness(
-        products,
-        (ops.expand_dims(own_norms, 2), ops.expand_dims(squared_norms, 1)),
-        ops.expand_dims(position[:num_points], 1),
+    squared_norms = ops.sum(ops.square(points), axis=-1)
+    products = ops.matmul(points, ops.transpose(points, (0, 2, 1)))
+    closeness = 2.0 * products - ops.expand_dims(squared_norms, 1)
+    position = ops.arange(num_points, dtype="int32")
+    closeness = _exclude(
+        closeness,
+        ops.expand_dims(position, 1),
         ops.expand_dims(position, 0),
         num_points,
     )
-    if block_size == 1:
-        rows = ops.reshape(closeness, (-1, padded_size))
-        indices = _top_k_indices(rows, k, by_extraction)
-        return ops.reshape(indices, (batch_size, num_points, k))
+    rows = ops.reshape(closeness, (-1, num_points))
+    indices = _top_k_indices(rows, k, by_extraction)
+    return ops.reshape(indices, (batch_size, num_points, k))
 
+
+def _top_k_along_candidates(values, k, by_extraction):
+    """``_top_k_indices`` for values of shape (B, N, P): the k largest of every (b, :, i).
+
+    With the candidates on the middle axis and the points innermost, every pass of the
+    selection by repeated maxima is an element-wise operation on whole rows of points,
+    which vectorises on a CPU.
+
+    Returns
+    -------
+    int32 tensor, shape (B, k, P)
+    """
+    if not by_extraction:
+        indices = ops.top_k(ops.transpose(values, (0, 2, 1)), k)[1]
+        return ops.transpose(ops.cast(indices, "int32"), (0, 2, 1))
+    num_candidates = values.shape[1]
+    candidate = ops.reshape(ops.arange(num_candidates, dtype="int32"), (1, -1, 1))
+    removed = ops.cast(-np.inf, values.dtype)
+    chosen = []
+    for _ in range(k):
+        largest = ops.max(values, axis=1, keepdims=True)
+        first = ops.min(
+            ops.where(values == largest, candidate, num_candidates - 1),
+            axis=1,
+            keepdims=True,
+        )
+        chosen.append(first)
+        values = ops.where(candidate == first, removed, values)
+    return ops.concatenate(chosen, axis=1)
+
+
+def _search_in_blocks(points, k, block_size, by_extraction):
+    """The search in two stages: the k best blocks of points, then the best k of their members.
+
+    The points are padded to ``num_blocks * block_size`` and point c belongs to block
+    ``c % num_blocks``, so that the reduction to block maxima is an element-wise maximum
+    of ``block_size`` slices. All intermediate tensors put the candidates on the middle
+    axis and the points that search innermost, (B, candidates, P).
+
+    Closeness is minus the squared distance, less the searching point's own squared norm
+    (which does not change its ranking): from explicit differences for points of at most
+    ``MAX_WIDTH_BY_DIFFERENCES`` coordinates, else from a matrix product.
+    """
+    batch_size, num_points, width = (
+        ops.shape(points)[0],
+        points.shape[1],
+        points.shape[2],
+    )
+    num_blocks = -(-num_points // block_size)
+    num_blocks += -num_blocks % 8
+    padded_size = num_blocks * block_size
+    padded = ops.pad(points, ((0, 0), (0, padded_size - num_points), (0, 0)))
+    own = ops.transpose(points, (0, 2, 1))  # (B, D, P)
+    searching = ops.reshape(ops.arange(num_points, dtype="int32"), (1, 1, -1))
+    by_differences = width <= MAX_WIDTH_BY_DIFFERENCES
+
+    if by_differences:
+        closeness = 0.0
+        for axis in range(width):
+            difference = padded[:, :, axis : axis + 1] - own[:, axis : axis + 1, :]
+            closeness = closeness - ops.square(difference)
+    else:
+        squared_norms = ops.sum(ops.square(padded), axis=-1)  # (B, padded)
+        products = ops.matmul(padded, own)  # (B, padded, P)
+        closeness = 2.0 * products - ops.expand_dims(squared_norms, 2)
+    candidate = ops.reshape(ops.arange(padded_size, dtype="int32"), (1, -1, 1))
+    closeness = _exclude(closeness, searching, candidate, num_points)
     # Written as a negated minimum so that XLA cannot merge the maxima with the first
     # maximum of the selection into one reduction over all pairs, which would store them.
-    maxima = -ops.min(-ops.reshape(closeness, (-1, num_blocks, block_size)), axis=-1)
-    best_blocks = _top_k_indices(maxima, k, by_extraction)
+    blocks = ops.reshape(closeness, (-1, block_size, num_blocks, num_points))
+    maxima = -ops.min(-blocks, axis=1)  # (B, blocks, P)
+    best_blocks = _top_k_along_candidates(maxima, k, by_extraction)  # (B, k, P)
 
-    offsets = ops.arange(block_size, dtype="int32")
-    columns = ops.expand_dims(best_blocks * block_size, 2) + offsets
-    columns = ops.reshape(columns, (-1, k * block_size))
-    row = ops.expand_dims(ops.arange(batch_size * num_points, dtype="int32"), 1)
-    flat_products = ops.reshape(products, (-1, padded_size))
-    candidate_products = _rows_take(flat_products, columns)
-    candidate_norms = ops.take(
-        ops.reshape(squared_norms, (-1,)), (row // num_points) * padded_size + columns
+    # The members of the chosen blocks: (B, k * block_size, P) point indices.
+    offsets = ops.reshape(
+        ops.arange(block_size, dtype="int32") * num_blocks, (1, 1, -1, 1)
     )
-    candidates = _closeness(
-        ops.reshape(candidate_products, (-1, k * block_size)),
-        (ops.reshape(own_norms, (-1, 1)), candidate_norms),
-        row % num_points,
-        columns,
-        num_points,
+    members = ops.expand_dims(best_blocks, 2) + offsets
+    members = ops.reshape(members, (-1, k * block_size, num_points))
+    flat_members = (
+        ops.reshape(ops.arange(batch_size, dtype="int32") * padded_size, (-1, 1, 1))
+        + members
     )
-    best_candidates = _top_k_indices(candidates, k, by_extraction)
+    if by_differences:
+        flat_padded = ops.reshape(padded, (-1, width))
+        candidates = 0.0
+        for axis in range(width):
+            coordinate = ops.take(flat_padded[:, axis], flat_members)
+            candidates = candidates - ops.square(
+                coordinate - own[:, axis : axis + 1, :]
+            )
+    else:
+        flat_products = ops.reshape(products, (-1,))
+        candidate_products = ops.take(
+            flat_products, flat_members * num_points + searching
+        )
+        candidate_norms = ops.take(ops.reshape(squared_norms, (-1,)), flat_members)
+        candidates = 2.0 * candidate_products - candidate_norms
+    candidates = _exclude(candidates, searching, members, num_points)
+    best = _top_k_along_candidates(candidates, k, by_extraction)  # (B, k, P)
 
-    indices = _rows_take(columns, best_candidates)
-    return ops.reshape(indices, (batch_size, num_points, k))
+    indices = ops.take(ops.reshape(members, (-1,)), _flat_positions(members, best))
+    return ops.transpose(ops.reshape(indices, (batch_size, k, num_points)), (0, 2, 1))
 
 
-def _search_by_differences(
-    points, padded_points, k, block_size, num_blocks, by_extraction
-):
-    """The search in blocks for points of few dimensions, from explicit differences.
-
-    With D <= ``MAX_WIDTH_BY_DIFFERENCES`` a matrix product stores more than it computes;
-    the differences instead fuse into the reduction to block maxima, so that nothing of
-    size (B, P, P) is stored, and the candidates' distances are computed again from their
-    coordinates.
-    """
-    batch_size, num_points = ops.shape(points)[0], ops.shape(points)[1]
-    padded_size = num_blocks * block_size
-    position = ops.arange(padded_size, dtype="int32")
-    differences = ops.expand_dims(points, 2) - ops.expand_dims(padded_points, 1)
-    closeness = _exclude(
-        -ops.sum(ops.square(differences), axis=-1),
-        ops.expand_dims(position[:num_points], 1),
-        ops.expand_dims(position, 0),
-        num_points,
-    )
-    maxima = -ops.min(-ops.reshape(closeness, (-1, num_blocks, block_size)), axis=-1)
-    best_blocks = _top_k_indices(maxima, k, by_extraction)
-
-    offsets = ops.arange(block_size, dtype="int32")
-    columns = ops.expand_dims(best_blocks * block_size, 2) + offsets
-    columns = ops.reshape(columns, (-1, k * block_size))
-    row = ops.expand_dims(ops.arange(batch_size * num_points, dtype="int32"), 1)
-    width = points.shape[-1]
-    flat_points = ops.reshape(padded_points, (-1, width))
-    candidate_points = ops.take(
-        flat_points, (row // num_points) * padded_size + columns, axis=0
-    )
-    own_points = ops.reshape(points, (-1, 1, width))
-    candidates = _exclude(
-        -ops.sum(ops.square(candidate_points - own_points), axis=-1),
-        row % num_points,
-        columns,
-        num_points,
-    )
-    best_candidates = _top_k_indices(candidates, k, by_extraction)
-
-    indices = _rows_take(columns, best_candidates)
-    return ops.reshape(indices, (batch_size, num_points, k))
+def _flat_positions(members, best):
+    """Flat indices into ``members`` (B, M, P) of ``members[b, best[b, n, i], i]``."""
+    num_members, num_points = members.shape[1], members.shape[2]
+    batch = ops.reshape(ops.arange(ops.shape(members)[0], dtype="int32"), (-1, 1, 1))
+    searching = ops.reshape(ops.arange(num_points, dtype="int32"), (1, 1, -1))
+    return (batch * num_members + best) * num_points + searching
 
 
 def nearest_neighbors(points, k, fast_path=True, block_size=None):
@@ -253,8 +246,8 @@ def nearest_neighbors(points, k, fast_path=True, block_size=None):
 
     The search is exact. The plain path, on every backend, ranks all points with
     ``keras.ops.top_k``. The fast path, on TensorFlow, runs in two stages compiled with
-    XLA: the points are split into blocks of b consecutive points, the k blocks with the
-    nearest members are chosen, and the k nearest points are searched among their k * b
+    XLA: the points are split into blocks of b points, the k blocks with the nearest
+    members are chosen, and the k nearest points are searched among their k * b
     members. Any of the k nearest points lies in a chosen block: were its block not
     chosen, k chosen blocks would each hold a point at least as near, and it would not be
     among the k nearest. (On JAX, whose XLA runs the two stages slower than one top_k,
@@ -300,7 +293,9 @@ def _gather_neighbors(features, indices):
     """
     batch_size, num_points, width = ops.shape(features)
     flat_features = ops.reshape(features, (-1, width))
-    offsets = ops.reshape(ops.arange(batch_size, dtype="int32") * num_points, (-1, 1, 1))
+    offsets = ops.reshape(
+        ops.arange(batch_size, dtype="int32") * num_points, (-1, 1, 1)
+    )
     flat_indices = ops.reshape(indices + offsets, (-1,))
     return ops.take(flat_features, flat_indices, axis=0)
 
@@ -355,7 +350,12 @@ class EdgeConv(keras.layers.Layer):
     """
 
     def __init__(
-        self, kernel_func, next_neighbors=8, aggregation="mean", fast_path=True, **kwargs
+        self,
+        kernel_func,
+        next_neighbors=8,
+        aggregation="mean",
+        fast_path=True,
+        **kwargs,
     ):
         super().__init__(**kwargs)
         if isinstance(next_neighbors, bool) or not isinstance(
@@ -419,7 +419,9 @@ class EdgeConv(keras.layers.Layer):
                     f"features of shape {features_shape}; expected the same {what} in "
                     "both, one row of features per point."
                 )
-        num_points = points_shape[1] if points_shape[1] is not None else features_shape[1]
+        num_points = (
+            points_shape[1] if points_shape[1] is not None else features_shape[1]
+        )
         if num_points is not None and self.next_neighbors >= num_points:
             raise ValueError(
                 f"EdgeConv {self.name} has next_neighbors={self.next_neighbors} but the "
