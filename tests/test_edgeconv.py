@@ -114,6 +114,27 @@ def test_layer_neighbors_are_the_graph_the_layer_aggregates(rng):
     np.testing.assert_allclose(output, gathered.sum(axis=2), rtol=1e-5, atol=1e-5)
 
 
+def test_layers_on_one_points_tensor_share_the_search_and_see_new_points(rng):
+    # The first two layers of the exercise read the same points tensor: the search runs
+    # once for both, and a call on other points (or the same values in a new tensor)
+    # must not reuse it.
+    first = EdgeConv(neighbor_features, next_neighbors=5, aggregation="sum")
+    second = EdgeConv(neighbor_features, next_neighbors=5, aggregation="sum")
+    for _ in range(2):
+        points = keras.ops.convert_to_tensor(reference.random_cloud(rng, 2, 33, 3))
+        features = reference.random_cloud(rng, 2, 33, 4)
+        for layer in (first, second):
+            output = keras.ops.convert_to_numpy(layer([points, features]))
+            distances = reference.squared_distances(keras.ops.convert_to_numpy(points))
+            indices = np.argsort(distances, axis=-1)[..., :5]
+            gathered = np.take_along_axis(
+                features[:, :, None, :], indices[..., None], axis=1
+            )
+            np.testing.assert_allclose(
+                output, gathered.sum(axis=2), rtol=1e-5, atol=1e-5
+            )
+
+
 # --- layer output -----------------------------------------------------------------------
 
 
@@ -286,7 +307,9 @@ def test_too_many_neighbors_is_refused():
 
 
 def test_points_and_features_with_different_numbers_of_points_are_refused():
-    with pytest.raises(ValueError, match=r"\(None, 50, 3\).*\(None, 40, 4\).*number of"):
+    with pytest.raises(
+        ValueError, match=r"\(None, 50, 3\).*\(None, 40, 4\).*number of"
+    ):
         EdgeConv(known_kernel, next_neighbors=3)(
             [keras.Input((50, 3)), keras.Input((40, 4))]
         )
@@ -315,7 +338,9 @@ def test_kernel_output_of_rank_three_is_refused():
 
 def test_kernel_returning_no_keras_tensor_is_refused():
     with pytest.raises(TypeError, match="expected one Keras tensor"):
-        EdgeConv(lambda data: [data[0], data[1]], next_neighbors=3)(keras.Input((20, 3)))
+        EdgeConv(lambda data: [data[0], data[1]], next_neighbors=3)(
+            keras.Input((20, 3))
+        )
 
 
 def test_unknown_aggregation_is_refused():
