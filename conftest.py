@@ -11,4 +11,3 @@ import os
 
 os.environ.setdefault("COURSE_QUICK", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")

@@ -250,7 +250,6 @@ def execute_solution(solution_text, quick, timeout_s=None):
     previous = os.environ.get("COURSE_QUICK")
     os.environ["COURSE_QUICK"] = "1" if quick else "0"
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     try:
         client = NotebookClient(
             notebook,
