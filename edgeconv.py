@@ -35,9 +35,10 @@ MAX_WIDTH_BY_DIFFERENCES = 4
 # Functions compiled by _xla, so that each is traced once per input shape.
 _XLA_CACHE = {}
 
-# The last search of an EdgeConv call: (points, settings, indices). Layers that share
-# their points tensor (the first two of the exercise's network) search only once.
-_LAST_SEARCH = [None, None, None]
+# The last search of an EdgeConv call on TensorFlow: (points, settings, graph, indices).
+# Layers that share their points tensor (the first two of the exercise's network) search
+# only once.
+_LAST_SEARCH = [None, None, None, None]
 
 
 def _xla(function):
@@ -511,16 +512,27 @@ class EdgeConv(keras.layers.Layer):
         """``nearest_neighbors`` of the points, reused when the last call had the same.
 
         The same tensor object holds the same values (tensors are immutable), so two
-        layers called on one points tensor in one model build the same graph. Variables
-        are searched every time, since their values change.
+        layers called on one points tensor in one model build the same graph. The reuse
+        is limited to TensorFlow, and to the graph (or eager context) the indices were
+        made in: one eager tensor can feed several traced functions, and indices traced
+        in one of them cannot be used in another. Variables are searched every time,
+        since their values change.
         """
-        settings = (self.next_neighbors, self.fast_path, keras.backend.backend())
-        last_points, last_settings, last_indices = _LAST_SEARCH
-        if points is last_points and settings == last_settings:
+        if (
+            keras.backend.backend() != "tensorflow"
+            or isinstance(points, keras.Variable)
+            or hasattr(points, "assign")
+        ):
+            return nearest_neighbors(points, self.next_neighbors, self.fast_path)
+        import tensorflow as tf
+
+        settings = (self.next_neighbors, self.fast_path)
+        graph = None if tf.executing_eagerly() else tf.compat.v1.get_default_graph()
+        last_points, last_settings, last_graph, last_indices = _LAST_SEARCH
+        if points is last_points and settings == last_settings and graph is last_graph:
             return last_indices
         indices = nearest_neighbors(points, self.next_neighbors, self.fast_path)
-        if not isinstance(points, keras.Variable) and not hasattr(points, "assign"):
-            _LAST_SEARCH[:] = [points, settings, indices]
+        _LAST_SEARCH[:] = [points, settings, graph, indices]
         return indices
 
     def _aggregate_edges(self, features, indices, training=None):

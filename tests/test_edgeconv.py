@@ -135,6 +135,24 @@ def test_layers_on_one_points_tensor_share_the_search_and_see_new_points(rng):
             )
 
 
+@pytest.mark.skipif(not ON_TENSORFLOW, reason="tf.function is TensorFlow's tracing")
+def test_one_eager_points_tensor_feeds_several_traced_functions(rng):
+    # A traced function that closes over an eager tensor uses that very object; the
+    # search a layer shares with the next one on the same points must not hand indices
+    # traced in one function to another (TensorFlow refuses tensors of a finished graph).
+    import tensorflow as tf
+
+    layer = EdgeConv(lambda a: kernel_nn(a, nodes=8), next_neighbors=5)
+    cloud = reference.random_cloud(rng, 2, 40, 4)
+    points, features = tf.constant(cloud[..., :3]), tf.constant(cloud)
+    traced = [tf.function(lambda: layer([points, features]))() for _ in range(2)]
+    eager = keras.ops.convert_to_numpy(layer([points, features]))
+    for output in traced:
+        np.testing.assert_allclose(
+            keras.ops.convert_to_numpy(output), eager, rtol=1e-5, atol=1e-6
+        )
+
+
 # --- layer output -----------------------------------------------------------------------
 
 
