@@ -41,13 +41,36 @@ _XLA_CACHE = {}
 _LAST_SEARCH = [None, None, None, None]
 
 
+def _inside_xla():
+    """Whether TensorFlow is tracing a function that XLA compiles as a whole.
+
+    Keras compiles the whole training step with XLA where it finds a GPU
+    (``jit_compile="auto"``) or when asked (``jit_compile=True``). A function compiled
+    on its own and called inside that step is not merged into it: its gradient then
+    runs some twenty times slower (measured on a CPU). Inside such a step the layer
+    calls its functions plainly and lets the outer compilation fuse them. TensorFlow has
+    no public test for this; its internal one is used, and its absence means "no".
+    """
+    try:
+        import tensorflow as tf
+        from tensorflow.python.ops import control_flow_util
+    except ImportError:
+        return False
+    try:
+        graph = tf.compat.v1.get_default_graph()
+        return bool(control_flow_util.GraphOrParentsInXlaContext(graph))
+    except AttributeError:
+        return False
+
+
 def _xla(function):
     """``function`` compiled with XLA on the TensorFlow backend, else unchanged.
 
     XLA fuses the element-wise operations of the neighbour search, and those around the
-    kernel's matrix products, into a few loops, on a CPU as on a GPU.
+    kernel's matrix products, into a few loops, on a CPU as on a GPU. Inside a function
+    that XLA compiles already, ``function`` is returned as it is (see ``_inside_xla``).
     """
-    if keras.backend.backend() != "tensorflow":
+    if keras.backend.backend() != "tensorflow" or _inside_xla():
         return function
     if function not in _XLA_CACHE:
         import tensorflow as tf
@@ -558,7 +581,8 @@ class EdgeConv(keras.layers.Layer):
                 self._compiled_aggregate = tf.function(
                     self._aggregate_edges, jit_compile=True
                 )
-            return self._compiled_aggregate(features, indices, training=training)
+            if not _inside_xla():
+                return self._compiled_aggregate(features, indices, training=training)
         return self._aggregate_edges(features, indices, training=training)
 
     def get_config(self):

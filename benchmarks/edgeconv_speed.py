@@ -12,7 +12,9 @@ Usage::
 prints milliseconds per training step (best and median over the timed steps), samples per
 second, the CPU time per step, the peak memory of the process (and of the GPU, where one
 is used), and the load average, since other work on the machine slows the steps down.
-``--plain`` runs the plain keras.ops path where a faster backend path exists.
+``--plain`` runs the plain keras.ops path where a faster backend path exists;
+``--jit-compile`` compiles the whole training step with XLA, as Keras does by default on
+a GPU (``jit_compile="auto"``).
 """
 
 import argparse
@@ -41,10 +43,15 @@ def parse_arguments():
         action="store_true",
         help="use the plain keras.ops path even where a faster backend path exists",
     )
+    parser.add_argument(
+        "--jit-compile",
+        action="store_true",
+        help="compile the whole training step with XLA (Keras's default on a GPU)",
+    )
     return parser.parse_args()
 
 
-def reference_model(num_points, plain):
+def reference_model(num_points, plain, jit_compile="auto"):
     import keras
     from keras import layers
 
@@ -60,7 +67,11 @@ def reference_model(num_points, plain):
     x = layers.GlobalAveragePooling1D()(x)
     output = layers.Dense(2, activation="softmax")(x)
     model = keras.Model([points, features], output)
-    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    model.compile(
+        optimizer="adam",
+        loss="sparse_categorical_crossentropy",
+        jit_compile=jit_compile,
+    )
     return model
 
 
@@ -105,7 +116,9 @@ def main():
     labels = rng.integers(0, 2, size=arguments.batch_size)
 
     load_before = os.getloadavg()[0]
-    model = reference_model(arguments.points, arguments.plain)
+    model = reference_model(
+        arguments.points, arguments.plain, True if arguments.jit_compile else "auto"
+    )
     for _ in range(arguments.warmup):
         model.train_on_batch([points, features], labels)
 
@@ -123,7 +136,7 @@ def main():
     print(
         f"backend {keras.backend.backend()}, batch {arguments.batch_size}, "
         f"{arguments.points} points, {'plain' if arguments.plain else 'default'} path, "
-        f"{arguments.steps} steps"
+        f"jit_compile={model.jit_compile}, {arguments.steps} steps"
     )
     print(f"ms/step: best {best:.0f}, median {median:.0f}")
     print(

@@ -235,6 +235,56 @@ def test_fast_path_agrees_with_plain_keras_ops_path(rng):
         np.testing.assert_allclose(fast_gradient, plain_gradient, rtol=1e-3, atol=1e-3)
 
 
+@pytest.mark.skipif(not ON_TENSORFLOW, reason="the XLA fast path is TensorFlow's")
+def test_inside_a_function_compiled_with_xla_the_layer_does_not_compile_its_own(rng):
+    # Keras compiles the whole training step with XLA on a GPU; a separately compiled
+    # function nested in it trains some twenty times slower, so the layer calls its
+    # edge function plainly there, with the same result.
+    import tensorflow as tf
+
+    points = reference.random_cloud(rng, 2, 40, 3)
+    features = reference.random_cloud(rng, 2, 40, 4)
+    layer = EdgeConv(lambda a: kernel_nn(a, nodes=8), next_neighbors=6)
+    expected = keras.ops.convert_to_numpy(layer([points, features]))
+    compiled, calls = layer._compiled_aggregate, []
+
+    def counted(*args, **kwargs):
+        calls.append(tf.executing_eagerly())
+        return compiled(*args, **kwargs)
+
+    layer._compiled_aggregate = counted
+    layer([points, features])
+    assert calls == [True]
+
+    outer = tf.function(lambda p, f: layer([p, f]), jit_compile=True)
+    np.testing.assert_allclose(
+        outer(points, features).numpy(), expected, rtol=1e-4, atol=1e-5
+    )
+    assert calls == [True]
+
+
+@pytest.mark.skipif(not ON_TENSORFLOW, reason="jit_compile concerns TensorFlow's XLA")
+def test_training_with_the_whole_step_compiled_matches_the_default(rng):
+    features = reference.random_cloud(rng, 8, 40, 4)
+    labels = rng.integers(0, 2, size=8)
+    losses = []
+    for jit_compile in (False, True):
+        keras.utils.set_random_seed(3)
+        model = course_model()
+        model.compile(
+            optimizer=keras.optimizers.SGD(0.1),
+            loss="sparse_categorical_crossentropy",
+            jit_compile=jit_compile,
+        )
+        losses.append(
+            [
+                model.train_on_batch([features[..., :3], features], labels)
+                for _ in range(3)
+            ]
+        )
+    np.testing.assert_allclose(losses[0], losses[1], rtol=1e-3)
+
+
 # --- the exercise's usage, training, saving ---------------------------------------------
 
 
