@@ -5,6 +5,7 @@ The solution notebook itself runs under nbval (``python -m pytest`` collects
 """
 
 import importlib.util
+import os
 from pathlib import Path
 
 import nbformat
@@ -134,6 +135,34 @@ def test_check_command_passes_on_the_committed_files():
 def test_command_line_rejects_options_that_do_not_fit(arguments):
     with pytest.raises(SystemExit):
         make_exercise.main(arguments)
+
+
+def test_full_run_is_refused_while_the_environment_asks_for_quick_mode(
+    monkeypatch, capsys
+):
+    # COURSE_QUICK=1 in the shell (as the test command sets it) must not silently start
+    # the half-hour full run; the message names both ways out.
+    monkeypatch.setenv("COURSE_QUICK", "1")
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("the full lesson was started")
+
+    monkeypatch.setattr(make_exercise, "execute_solution", must_not_run)
+    with pytest.raises(SystemExit):
+        make_exercise.main(["--execute", "--output", "never_written.ipynb"])
+    message = capsys.readouterr().err
+    assert "--quick" in message and "unset COURSE_QUICK" in message
+    assert not (make_exercise.REPO_ROOT / "never_written.ipynb").exists()
+
+
+def test_written_files_get_the_usual_mode_not_a_private_one(tmp_path):
+    path = tmp_path / "notebook.ipynb"
+    make_exercise.write_atomically(path, "{}")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+    assert path.read_text() == "{}"
+    assert [p.name for p in tmp_path.iterdir()] == ["notebook.ipynb"]
 
 
 @pytest.mark.parametrize(

@@ -23,7 +23,7 @@ Usage (from the repository root)::
 
     python tools/make_exercise.py             # write the exercise .py and .ipynb
     python tools/make_exercise.py --check     # exit 1 when a generated file is stale
-    python tools/make_exercise.py --execute   # also run the full lesson (about 40 min
+    python tools/make_exercise.py --execute   # also run the full lesson (about 35 min
                                               # on 2 CPU cores) and write the solution
     python tools/make_exercise.py --execute --quick   # the same in quick mode (minutes)
     python tools/make_exercise.py --execute --output build/dgcnn_cosmic_rays.ipynb
@@ -201,6 +201,10 @@ def write_atomically(path, text):
     try:
         with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as stream:
             stream.write(text)
+        # mkstemp makes the file private; give it the mode any new file would get.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
@@ -303,6 +307,12 @@ def main(argv=None):
     output = args.output.resolve()
     if (args.quick or output != SOLUTION_IPYNB) and not args.execute:
         parser.error("--quick and --output only apply to --execute")
+    if args.execute and not args.quick and os.environ.get("COURSE_QUICK", "0") != "0":
+        parser.error(
+            f"COURSE_QUICK={os.environ['COURSE_QUICK']} is set, but --execute runs the "
+            "full lesson (about 35 min) unless told --quick: add --quick for the quick "
+            "lesson, or unset COURSE_QUICK for the full run"
+        )
     if output.suffix != ".ipynb":
         parser.error(f"--output {args.output} should end in .ipynb")
     if output != SOLUTION_IPYNB and output.exists() and not args.force:
