@@ -99,56 +99,76 @@ def gpu_peak_mib(backend):
     return None
 
 
-def main():
-    arguments = parse_arguments()
-    os.environ["KERAS_BACKEND"] = arguments.backend
-    sys.path.insert(0, REPOSITORY)
-    import keras
+def random_batch(batch_size, num_points, seed=0):
+    """Random sky maps: [points (B, P, 3), features (B, P, 4)] and labels (B,)."""
     import numpy as np
 
-    rng = np.random.default_rng(0)
-    shape = (arguments.batch_size, arguments.points)
+    rng = np.random.default_rng(seed)
+    shape = (batch_size, num_points)
     directions = rng.normal(size=shape + (3,))
     directions /= np.linalg.norm(directions, axis=-1, keepdims=True)
     energies = rng.uniform(0.95, 1.0, size=shape + (1,))
     features = np.concatenate([directions, energies], axis=-1).astype("float32")
     points = features[..., :3].copy()
-    labels = rng.integers(0, 2, size=arguments.batch_size)
+    labels = rng.integers(0, 2, size=batch_size)
+    return [points, features], labels
 
-    load_before = os.getloadavg()[0]
-    model = reference_model(
-        arguments.points, arguments.plain, True if arguments.jit_compile else "auto"
-    )
-    for _ in range(arguments.warmup):
-        model.train_on_batch([points, features], labels)
 
+def time_training(model, inputs, labels, steps, warmup):
+    """Wall and CPU milliseconds of each of ``steps`` training steps, after ``warmup``."""
+    import numpy as np
+
+    for _ in range(warmup):
+        model.train_on_batch(inputs, labels)
     durations_ms, cpu_ms = [], []
-    for _ in range(arguments.steps):
+    for _ in range(steps):
         start, cpu_start = time.perf_counter(), time.process_time()
-        loss = model.train_on_batch([points, features], labels)
+        loss = model.train_on_batch(inputs, labels)
         float(np.asarray(loss))
         durations_ms.append(1e3 * (time.perf_counter() - start))
         cpu_ms.append(1e3 * (time.process_time() - cpu_start))
+    return durations_ms, cpu_ms
 
+
+def report(title, batch_size, durations_ms, cpu_ms, load_before):
+    """Print the figures of a timed training run."""
     best, median = min(durations_ms), statistics.median(durations_ms)
-    peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    gpu_mib = gpu_peak_mib(arguments.backend)
-    print(
-        f"backend {keras.backend.backend()}, batch {arguments.batch_size}, "
-        f"{arguments.points} points, {'plain' if arguments.plain else 'default'} path, "
-        f"jit_compile={model.jit_compile}, {arguments.steps} steps"
-    )
+    print(title)
     print(f"ms/step: best {best:.0f}, median {median:.0f}")
     print(
         f"CPU time per step (all threads, less sensitive to other load): median "
         f"{statistics.median(cpu_ms):.0f} ms"
     )
-    print(f"samples/s (median): {1e3 * arguments.batch_size / median:.0f}")
+    print(f"samples/s (median): {1e3 * batch_size / median:.0f}")
+    peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS: {peak_rss_mib:.0f} MiB")
     print(
         f"load average (1 min) before and after: {load_before:.1f}, "
         f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
     )
+
+
+def main():
+    arguments = parse_arguments()
+    os.environ["KERAS_BACKEND"] = arguments.backend
+    sys.path.insert(0, REPOSITORY)
+    import keras
+
+    inputs, labels = random_batch(arguments.batch_size, arguments.points)
+    load_before = os.getloadavg()[0]
+    model = reference_model(
+        arguments.points, arguments.plain, True if arguments.jit_compile else "auto"
+    )
+    durations_ms, cpu_ms = time_training(
+        model, inputs, labels, arguments.steps, arguments.warmup
+    )
+    title = (
+        f"backend {keras.backend.backend()}, batch {arguments.batch_size}, "
+        f"{arguments.points} points, {'plain' if arguments.plain else 'default'} path, "
+        f"jit_compile={model.jit_compile}, {arguments.steps} steps"
+    )
+    report(title, arguments.batch_size, durations_ms, cpu_ms, load_before)
+    gpu_mib = gpu_peak_mib(arguments.backend)
     if gpu_mib is not None:
         print(f"peak GPU memory: {gpu_mib:.0f} MiB")
 

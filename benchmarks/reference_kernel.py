@@ -5,9 +5,14 @@ of Exercise 1 in solutions/dgcnn_cosmic_rays.py, which stays the student's own c
 """
 
 
-def kernel_nn(data, nodes=16):
-    """Edge features of the pairs ``data = [x_i, x_j]``, each of shape (None, C)."""
-    from keras import layers  # after the caller has chosen KERAS_BACKEND
+def kernel_nn(data, nodes=16, layers=None):
+    """Edge features of the pairs ``data = [x_i, x_j]``, each of shape (None, C).
+
+    ``layers`` is the Keras layers module to build with: Keras 3's by default, imported
+    after the caller has chosen KERAS_BACKEND (the book's layer needs Keras 2's).
+    """
+    if layers is None:
+        from keras import layers
 
     x_i, x_j = data
     x = layers.Concatenate(axis=-1)([x_i, layers.Subtract()([x_i, x_j])])
