@@ -2,14 +2,9 @@
 
 The reference model of ``edgeconv_speed.py``, built with the layer that the book's
 exercise downloads, on Keras 2 (the ``tf_keras`` package), on the same random data and
-with the same timing. The book's layer is not part of this repository; fetch it first::
-
-    pip install "tf_keras~=2.21.0"   # the Keras 2 of your TensorFlow version
-    curl -o /tmp/book_edgeconv.py https://raw.githubusercontent.com/DeepLearningForPhysicsResearchBook/deep-learning-physics/main/edgeconv.py
-    python benchmarks/book_layer_speed.py --layer /tmp/book_edgeconv.py --steps 30
-
-Compare its figures with those of ``edgeconv_speed.py`` run on the same machine, one
-after the other.
+with the same timing. The book's layer is not part of this repository: ``FETCH`` below,
+also printed by ``--help``, says how to get it. Compare the figures with those of
+``edgeconv_speed.py`` run on the same machine, one after the other.
 """
 
 import argparse
@@ -21,9 +16,24 @@ from pathlib import Path
 from edgeconv_speed import random_batch, report, time_training
 from reference_kernel import kernel_nn
 
+BOOK_LAYER_URL = (
+    "https://raw.githubusercontent.com/DeepLearningForPhysicsResearchBook/"
+    "deep-learning-physics/main/edgeconv.py"
+)
+FETCH = f"""Fetch the book's layer and Keras 2 first:
+
+    pip install "tf_keras~=2.21.0"   # the Keras 2 release of your TensorFlow version
+    curl -o /tmp/book_edgeconv.py {BOOK_LAYER_URL}
+    python benchmarks/book_layer_speed.py --layer /tmp/book_edgeconv.py --steps 30
+"""
+
 
 def parse_arguments():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog=FETCH,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument(
         "--layer", type=Path, required=True, help="the book's edgeconv.py"
     )
@@ -33,10 +43,7 @@ def parse_arguments():
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps first")
     arguments = parser.parse_args()
     if not arguments.layer.is_file():
-        parser.error(
-            f"--layer {arguments.layer} is not a file: download the book's edgeconv.py "
-            "with the curl command in this script's docstring"
-        )
+        parser.error(f"--layer {arguments.layer} is not a file. {FETCH}")
     return arguments
 
 
@@ -45,10 +52,7 @@ def main():
     # tensorflow.keras must mean Keras 2 for the book's layer: set before TensorFlow loads.
     os.environ["TF_USE_LEGACY_KERAS"] = "1"
     if importlib.util.find_spec("tf_keras") is None:
-        sys.exit(
-            "the book's layer needs Keras 2: pip install tf_keras (the release that "
-            "matches your TensorFlow, such as tf_keras~=2.21.0 for TensorFlow 2.21)"
-        )
+        sys.exit(f"The book's layer needs Keras 2 (tf_keras). {FETCH}")
     import tf_keras
     from tensorflow import keras
 
