@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from edgeconv_speed import random_batch, report, time_training
-from reference_kernel import kernel_nn
+from reference_kernel import reference_network
 
 BOOK_LAYER_URL = (
     "https://raw.githubusercontent.com/DeepLearningForPhysicsResearchBook/"
@@ -60,21 +60,7 @@ def main():
     book = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(book)
 
-    layers = keras.layers
-    points = keras.Input((arguments.points, 3))
-    features = keras.Input((arguments.points, 4))
-    x = book.EdgeConv(lambda a: kernel_nn(a, nodes=8, layers=layers), next_neighbors=8)(
-        [points, features]
-    )
-    x = book.EdgeConv(
-        lambda a: kernel_nn(a, nodes=16, layers=layers), next_neighbors=8
-    )([points, x])
-    x = book.EdgeConv(
-        lambda a: kernel_nn(a, nodes=32, layers=layers), next_neighbors=8
-    )([x, x])
-    x = layers.GlobalAveragePooling1D()(x)
-    output = layers.Dense(2, activation="softmax")(x)
-    model = keras.Model([points, features], output)
+    model = reference_network(keras, book.EdgeConv, arguments.points)
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
 
     inputs, labels = random_batch(arguments.batch_size, arguments.points)

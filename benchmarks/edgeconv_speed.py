@@ -53,20 +53,11 @@ def parse_arguments():
 
 def reference_model(num_points, plain, jit_compile="auto"):
     import keras
-    from keras import layers
 
     from edgeconv import EdgeConv
-    from reference_kernel import kernel_nn
+    from reference_kernel import reference_network
 
-    options = {"next_neighbors": 8, "fast_path": not plain}
-    points = keras.Input((num_points, 3))
-    features = keras.Input((num_points, 4))
-    x = EdgeConv(lambda a: kernel_nn(a, nodes=8), **options)([points, features])
-    x = EdgeConv(lambda a: kernel_nn(a, nodes=16), **options)([points, x])
-    x = EdgeConv(lambda a: kernel_nn(a, nodes=32), **options)([x, x])
-    x = layers.GlobalAveragePooling1D()(x)
-    output = layers.Dense(2, activation="softmax")(x)
-    model = keras.Model([points, features], output)
+    model = reference_network(keras, EdgeConv, num_points, fast_path=not plain)
     model.compile(
         optimizer="adam",
         loss="sparse_categorical_crossentropy",

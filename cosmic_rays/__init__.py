@@ -8,6 +8,7 @@ Modules, one idea each:
 - ``skymaps``: energies, sources and isotropic background: the sky maps themselves.
 - ``dataset``: reading, checking, simulating or downloading ``cr_sphere.npz``.
 - ``plotting``: sky maps and neighbour graphs in the Hammer projection.
+- ``files``: writing a file through a temporary one, so no half file is ever left.
 """
 
 import os

@@ -23,14 +23,14 @@ import hashlib
 import itertools
 import json
 import logging
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 
 import healpy as hp
 import numpy as np
 from scipy.spatial import cKDTree
+
+from cosmic_rays.files import replaced_atomically
 
 __all__ = [
     "Lens",
@@ -371,23 +371,9 @@ def load_or_build_lens(
 
 
 def _atomic_savez(path, arrays, compressed=False):
-    """Write an .npz to a temporary file beside ``path``, then os.replace it there."""
-    path = Path(path)
-    descriptor, temporary = tempfile.mkstemp(
-        prefix=f".{path.name}.", suffix=".tmp", dir=path.parent
-    )
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            _write_npz(handle, arrays, compressed)
-        # mkstemp creates the file readable by its owner only; give it the usual mode.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
+    """Write an .npz through a temporary file beside ``path`` (``replaced_atomically``)."""
+    with replaced_atomically(path) as handle:
+        _write_npz(handle, arrays, compressed)
 
 
 def _write_npz(handle, arrays, compressed):

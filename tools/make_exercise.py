@@ -35,15 +35,18 @@ import logging
 import os
 import re
 import sys
-import tempfile
 from pathlib import Path
 
 import jupytext
 import nbformat
 
-logger = logging.getLogger("make_exercise")
-
 REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:  # run as a script, only tools/ is on the path
+    sys.path.insert(0, str(REPO_ROOT))
+
+from cosmic_rays.files import replaced_atomically  # noqa: E402
+
+logger = logging.getLogger("make_exercise")
 LESSON = "dgcnn_cosmic_rays"
 SOLUTION_PY = REPO_ROOT / "solutions" / f"{LESSON}.py"
 SOLUTION_IPYNB = REPO_ROOT / "solutions" / f"{LESSON}.ipynb"
@@ -195,20 +198,8 @@ def cell_sources(notebook):
 def write_atomically(path, text):
     """Write ``text`` to ``path`` through a temporary file, so no half file is left."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
-    )
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as stream:
-            stream.write(text)
-        # mkstemp makes the file private; give it the mode any new file would get.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with replaced_atomically(path, "w", encoding="utf-8", newline="\n") as stream:
+        stream.write(text)
 
 
 def generated_exercise_files(solution_text):
