@@ -5,6 +5,7 @@ import logging
 import sys
 import time
 
+from cosmic_rays.files import remove_temporaries_on_sigterm
 from cosmic_rays.skymaps import SkyMapParameters
 
 
@@ -23,7 +24,11 @@ def _parser():
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
-    simulate = commands.add_parser("simulate", help="write a cr_sphere.npz data set")
+    simulate = commands.add_parser(
+        "simulate",
+        help="write a cr_sphere.npz data set",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     simulate.add_argument("--maps", type=int, default=50000, help="number of maps")
     simulate.add_argument(
         "--out", default="data/cr_sphere.npz", help="output .npz file"
@@ -70,7 +75,11 @@ def _parser():
         help="sky coverage",
     )
 
-    lens = commands.add_parser("lens", help="build the lens and store it")
+    lens = commands.add_parser(
+        "lens",
+        help="build the lens and store it",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     lens.add_argument("--nside", type=int, default=defaults.lens_nside)
     lens.add_argument("--bins", type=int, default=defaults.lens_bins)
     lens.add_argument("--charge", type=int, default=1)
@@ -131,4 +140,9 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    remove_temporaries_on_sigterm()
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("interrupted: no half-written file was left behind", file=sys.stderr)
+        sys.exit(130)

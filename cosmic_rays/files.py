@@ -5,6 +5,7 @@ Used by the simulator (data sets, lenses) and by tools/make_exercise.py (noteboo
 
 import os
 import secrets
+import signal
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -14,8 +15,9 @@ def replaced_atomically(path, mode="wb", **open_options):
     """Open a new file beside ``path`` for writing; it replaces ``path`` once all is written.
 
     The temporary file is hidden (``.name.<random>.tmp``) in the same folder, so the final
-    rename is atomic. If the body raises, or the process is interrupted, the temporary
-    file is removed and ``path`` is left as it was. The file is created with the mode any
+    rename is atomic. If the body raises, or the process is interrupted (Ctrl-C, or a
+    SIGTERM once ``remove_temporaries_on_sigterm`` has been called), the temporary file
+    is removed and ``path`` is left as it was. The file is created with the mode any
     new file gets (0666 less the umask), not the owner-only mode of ``tempfile.mkstemp``.
 
     Parameters
@@ -37,3 +39,17 @@ def replaced_atomically(path, mode="wb", **open_options):
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
+
+
+def remove_temporaries_on_sigterm():
+    """Let SIGTERM (``kill``, ``timeout``) end the program as an exception does.
+
+    Python's default for SIGTERM ends the process at once, without the clean-up of
+    ``replaced_atomically``; raising SystemExit (status 143, as a killed process) runs it.
+    For command-line entry points; call it from the main thread.
+    """
+
+    def stop(signum, frame):
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)

@@ -1,10 +1,16 @@
 """Atomic replacement of files (cosmic_rays.files), used for data sets, lenses, notebooks."""
 
 import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from cosmic_rays.files import replaced_atomically
+
+REPOSITORY = Path(__file__).resolve().parent.parent
 
 
 def current_umask():
@@ -44,3 +50,25 @@ def test_only_write_modes_are_accepted(tmp_path):
     with pytest.raises(ValueError, match="expected 'wb' or 'w'"):
         with replaced_atomically(tmp_path / "x", "a"):
             pass
+
+
+def test_sigterm_while_writing_leaves_no_temporary(tmp_path):
+    # Python's default SIGTERM ends the process without clean-up; the command lines
+    # install remove_temporaries_on_sigterm so that `kill` and `timeout` leave no file.
+    script = (
+        "import os, signal, sys\n"
+        "from cosmic_rays.files import remove_temporaries_on_sigterm, "
+        "replaced_atomically\n"
+        "remove_temporaries_on_sigterm()\n"
+        "with replaced_atomically(sys.argv[1]) as stream:\n"
+        "    stream.write(b'half')\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)\n"
+        "    signal.pause()\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "maps.npz")],
+        cwd=REPOSITORY,
+        timeout=60,
+    )
+    assert result.returncode == 128 + signal.SIGTERM
+    assert list(tmp_path.iterdir()) == []

@@ -44,7 +44,10 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:  # run as a script, only tools/ is on the path
     sys.path.insert(0, str(REPO_ROOT))
 
-from cosmic_rays.files import replaced_atomically  # noqa: E402
+from cosmic_rays.files import (  # noqa: E402
+    remove_temporaries_on_sigterm,
+    replaced_atomically,
+)
 
 logger = logging.getLogger("make_exercise")
 LESSON = "dgcnn_cosmic_rays"
@@ -346,4 +349,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+    remove_temporaries_on_sigterm()
     sys.exit(main())
